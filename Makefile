@@ -1,0 +1,60 @@
+# pipeline: CI/CD pipelines that run inside PostgreSQL (PGXS build)
+#
+#   make                      build the extension and pipelinectl
+#   make install              install both (needs write access to pg_config's dirs)
+#   make installcheck         pg_regress + isolation specs against a running server
+#                             (scripts/test starts a throwaway one and runs everything)
+
+EXTENSION = pipeline
+EXTVERSION = 0.1
+
+MODULE_big = pipeline
+OBJS = \
+	src/pipeline.o \
+	src/util.o \
+	src/token.o \
+	src/event.o \
+	src/definition.o \
+	src/run.o \
+	src/advance.o \
+	src/status.o \
+	src/claim.o
+
+DATA = pipeline--$(EXTVERSION).sql
+
+REGRESS = definitions runs status advance claim events cancel params
+REGRESS_OPTS = --load-extension=pipeline
+
+ISOLATION = fan_in claim_race cancel_vs_complete
+ISOLATION_OPTS = --inputdir=test/isolation --load-extension=pipeline
+
+PG_CPPFLAGS = -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -Werror
+SHLIB_LINK =
+
+# ---- pipelinectl: the command-line program (runner, hookd, watch, logs, graph)
+CTL_SRCS = $(sort $(wildcard src/pipelinectl/*.c))
+CTL_HDRS = $(wildcard src/pipelinectl/*.h)
+EXTRA_CLEAN = pipelinectl
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+CTL_CFLAGS = -std=gnu11 -O2 -g -Wall -Wextra -Wno-unused-parameter -Werror \
+	-I$(shell $(PG_CONFIG) --includedir) $(CTL_EXTRA_CFLAGS)
+CTL_LIBS = -L$(shell $(PG_CONFIG) --libdir) -lpq -lcurl -lcrypto $(CTL_EXTRA_LIBS)
+
+ifneq ($(CTL_SRCS),)
+all: pipelinectl
+
+pipelinectl: $(CTL_SRCS) $(CTL_HDRS)
+	$(CC) $(CTL_CFLAGS) -o $@ $(CTL_SRCS) $(CTL_LIBS)
+
+install: install-pipelinectl
+
+install-pipelinectl: pipelinectl
+	$(INSTALL_PROGRAM) pipelinectl '$(DESTDIR)$(bindir)/pipelinectl'
+	ln -sf '$(bindir)/pipelinectl' '$(DESTDIR)/usr/local/bin/pipelinectl' 2>/dev/null || true
+
+.PHONY: install-pipelinectl
+endif

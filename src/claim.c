@@ -1,0 +1,119 @@
+/*
+ * claim.c: claim_job_tasks(), how runners take work.
+ *
+ * Picks the oldest `scheduling` tasks whose job labels are all among the
+ * runner's labels (jsonb containment), FOR UPDATE SKIP LOCKED, so concurrent
+ * runners never wait for each other and never get the same task.  Each
+ * claimed task becomes `creating`, records the runner, gets a fresh token
+ * (returned once, stored as a digest) and an event.  The params handed to the
+ * runner are the task's params fixed at run start, overlaid with the run's
+ * runtime envs as they are now and the system params.
+ *
+ * Locks: the claimed job task rows only.  No run-level lock: a concurrent
+ * cancel locks the same rows and sees the claim's result after it commits.
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "funcapi.h"
+#include "utils/builtins.h"
+#include "utils/datum.h"
+
+#include "pipeline.h"
+
+PG_FUNCTION_INFO_V1(pl_claim_job_tasks);
+Datum
+pl_claim_job_tasks(PG_FUNCTION_ARGS)
+{
+	static PlStmt pick = {
+		"SELECT id FROM pipeline.job_task"
+		" WHERE stage = 'scheduling' AND labels <@ $1"
+		"   AND (retry_at IS NULL OR retry_at <= now())"
+		" ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED",
+		2, {JSONBOID, INT4OID}
+	};
+	static PlStmt take = {
+		"UPDATE pipeline.job_task t SET stage = 'creating', runner = $2, token_digest = $3,"
+		"  claimed_at = now(), heartbeat_at = now(), updated_at = now(), retry_at = NULL"
+		" FROM pipeline.pipeline_task p"
+		" WHERE t.id = $1 AND p.id = t.pipeline_task_id"
+		" RETURNING t.pipeline_task_id, t.job,"
+		"  t.params || p.runtime_envs || pg_catalog.jsonb_build_object("
+		"    'JOB_TASK_ID', t.id::text, 'PIPELINE_TASK_ID', t.pipeline_task_id::text,"
+		"    'JOB_TASK_UPDATE_TOKEN', $4::text),"
+		"  t.dry_run",
+		4, {INT8OID, TEXTOID, BYTEAOID, TEXTOID}
+	};
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	char	   *runner;
+	int32		max;
+	Jsonb	   *labels;
+	int			n;
+	int64	   *ids;
+	Datum		v[4];
+	MemoryContext outer;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("claim_job_tasks: runner name must not be null")));
+	runner = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	if (runner[0] == '\0' || strlen(runner) > 200)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("claim_job_tasks: runner name must be 1 to 200 characters")));
+	max = PG_ARGISNULL(1) ? 1 : PG_GETARG_INT32(1);
+	if (max < 1 || max > 1000)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("runner \"%s\": max must be between 1 and 1000, not %d", runner, max)));
+	labels = PG_ARGISNULL(2) ? pl_jsonb_from_cstring("{}") : PG_GETARG_JSONB_P(2);
+	if (!pl_jb_is_object(labels))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("runner \"%s\": labels must be a JSON object", runner)));
+
+	InitMaterializedSRF(fcinfo, 0);
+	outer = pl_spi_connect();
+
+	v[0] = JsonbPGetDatum(labels);
+	v[1] = Int32GetDatum(max);
+	pl_exec(&pick, v, NULL, 0);
+	n = (int) SPI_processed;
+	ids = palloc(sizeof(int64) * (n + 1));
+	for (int i = 0; i < n; i++)
+		ids[i] = pl_col_int64(i, 1);
+
+	for (int i = 0; i < n; i++)
+	{
+		char	   *token = pl_token_new();
+		Datum		values[6];
+		bool		nulls[6] = {false, false, false, false, false, false};
+		bool		isnull;
+		int64		pt;
+		MemoryContext old;
+
+		v[0] = Int64GetDatum(ids[i]);
+		v[1] = CStringGetTextDatum(runner);
+		v[2] = PointerGetDatum(pl_token_digest(token));
+		v[3] = CStringGetTextDatum(token);
+		pl_exec(&take, v, NULL, 0);
+		if (SPI_processed != 1)
+			elog(ERROR, "job task " INT64_FORMAT " vanished while being claimed", ids[i]);
+		pt = pl_col_int64(0, 1);
+
+		old = MemoryContextSwitchTo(outer);
+		values[0] = Int64GetDatum(ids[i]);
+		values[1] = CStringGetTextDatum(token);
+		values[2] = Int64GetDatum(pt);
+		values[3] = datumCopy(pl_col(0, 2, &isnull), false, -1);
+		values[4] = datumCopy(pl_col(0, 3, &isnull), false, -1);
+		values[5] = pl_col(0, 4, &isnull);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+		MemoryContextSwitchTo(old);
+
+		pl_event_job_task(ids[i], pt, PL_SCHEDULING, PL_CREATING);
+	}
+	pl_spi_finish();
+	return (Datum) 0;
+}

@@ -1,0 +1,33 @@
+/*
+ * pipeline.c: module entry point and configuration.
+ *
+ * _PG_init only defines the GUCs; every other module is stateless apart from
+ * its saved plans, which are prepared on first use (util.c).
+ */
+#include "postgres.h"
+
+#include "fmgr.h"
+#include "utils/guc.h"
+
+#include "pipeline.h"
+
+PG_MODULE_MAGIC;
+
+int			pl_heartbeat_timeout = 300;
+
+void		_PG_init(void);
+
+void
+_PG_init(void)
+{
+	DefineCustomIntVariable("pipeline.heartbeat_timeout",
+							"Seconds a running job task may stay silent before pipeline.reap() fails it.",
+							"0 disables the check.  Any heartbeat or status update counts as a sign of life.",
+							&pl_heartbeat_timeout,
+							300, 0, INT_MAX / 1000,
+							PGC_USERSET,
+							GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	MarkGUCPrefixReserved("pipeline");
+}

@@ -1,0 +1,131 @@
+/*
+ * pipeline.h: shared declarations of the pipeline extension.
+ *
+ * One header for the whole engine: the stage enum as C sees it, the lock
+ * helpers that encode the locking protocol (see advance.c), the SPI helpers
+ * (saved plans), the JSON helpers and the entry points each module offers to
+ * the others.
+ */
+#ifndef PIPELINE_H
+#define PIPELINE_H
+
+#include "postgres.h"
+
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "lib/stringinfo.h"
+#include "utils/jsonb.h"
+
+/* ---- stages, in the order of the SQL enum pipeline.task_stage ---- */
+typedef enum PlStage
+{
+	PL_PENDING = 0,
+	PL_SCHEDULING,
+	PL_CREATING,
+	PL_ACTIVE,
+	PL_CANCELING,
+	PL_CANCELED,
+	PL_FAILED,
+	PL_SUCCEEDED,
+	PL_SKIPPED,
+	PL_NSTAGES
+} PlStage;
+
+extern const char *const pl_stage_names[PL_NSTAGES];
+
+static inline bool
+pl_stage_complete(PlStage s)
+{
+	return s >= PL_CANCELED;
+}
+
+/* started = handed to runners and not finished: scheduling .. canceling */
+static inline bool
+pl_stage_started(PlStage s)
+{
+	return s >= PL_SCHEDULING && s <= PL_CANCELING;
+}
+
+extern PlStage pl_stage_from_name(const char *name);	/* ERROR if unknown */
+extern PlStage pl_stage_from_datum(Datum d);	/* enum value -> PlStage */
+
+/* ---- GUCs (pipeline.c) ---- */
+extern int	pl_heartbeat_timeout;	/* seconds, 0 = off */
+
+/* ---- SPI helpers (util.c) ---- */
+
+/*
+ * A statement prepared once per backend and kept (SPI_keepplan).  Declare one
+ * static PlStmt per call site; pl_exec() prepares it on first use.
+ */
+typedef struct PlStmt
+{
+	const char *sql;
+	int			nargs;
+	Oid			argtypes[12];
+	SPIPlanPtr	plan;
+} PlStmt;
+
+extern int	pl_exec(PlStmt *stmt, Datum *values, const bool *isnull, long tcount);
+
+/* read column (1-based) of row i of SPI_tuptable */
+extern Datum pl_col(int row, int col, bool *isnull);
+extern int64 pl_col_int64(int row, int col);
+extern int32 pl_col_int32(int row, int col);
+extern bool pl_col_bool(int row, int col);
+extern char *pl_col_text(int row, int col);	/* palloc'd in caller's context, or NULL */
+extern Jsonb *pl_col_jsonb(int row, int col);	/* copied into caller's context, or NULL */
+extern PlStage pl_col_stage(int row, int col);
+
+/* Memory context that was current when SPI_connect was called */
+extern MemoryContext pl_spi_connect(void);
+extern void pl_spi_finish(void);
+
+/* ---- JSON helpers (util.c) ---- */
+extern JsonbValue *pl_jb_get(JsonbContainer *obj, const char *key);
+extern Jsonb *pl_jsonb_from_cstring(const char *json);
+extern char *pl_jsonb_to_cstring(Jsonb *jb);
+extern char *pl_jbv_to_cstring(JsonbValue *v);	/* any value as JSON text */
+extern char *pl_jbv_scalar_text(JsonbValue *v); /* scalar as plain text (strings unquoted) */
+extern bool pl_jb_is_object(Jsonb *jb);
+extern void pl_json_kv_str(StringInfo buf, bool *first, const char *key, const char *val);
+extern void pl_json_kv_raw(StringInfo buf, bool *first, const char *key, const char *raw);
+extern void pl_json_kv_int(StringInfo buf, bool *first, const char *key, int64 val);
+extern void pl_json_kv_bool(StringInfo buf, bool *first, const char *key, bool val);
+
+/* ---- tokens (token.c) ---- */
+#define PL_TOKEN_BYTES 24
+#define PL_DIGEST_BYTES 32
+extern char *pl_token_new(void);	/* palloc'd hex string */
+extern bytea *pl_token_digest(const char *token);
+extern bool pl_token_matches(const char *token, bytea *digest);
+
+/* ---- locks (advance.c) ---- */
+extern void pl_lock_run_shared(int64 pipeline_task_id);
+extern void pl_lock_run_exclusive(int64 pipeline_task_id);
+
+/* ---- events (event.c) ---- */
+extern int64 pl_event_job_task(int64 job_task_id, int64 pipeline_task_id,
+							   PlStage old_stage, PlStage new_stage);
+extern int64 pl_event_pipeline_task(int64 pipeline_task_id,
+									int old_stage, PlStage new_stage);
+
+/* ---- advancing (advance.c) ---- */
+extern void pl_advance_after(int64 job_task_id, int64 pipeline_task_id, int stage_index,
+							 PlStage new_stage, bool force_trigger);
+extern void pl_start_next(int64 pipeline_task_id);
+extern void pl_cancel_run(int64 pipeline_task_id, const char *reason, bool from_user);
+extern void pl_set_job_task_stage(int64 id, int64 pipeline_task_id, PlStage old_stage,
+								  PlStage new_stage, const char *message);
+
+/* ---- runs (run.c) ---- */
+extern void pl_start_queued(const char *pipeline, const char *key);
+
+/* ---- status (status.c) ---- */
+extern void pl_put_job_task(FunctionCallInfo fcinfo, int64 id, MemoryContext outer);
+
+/* ---- definitions (definition.c) ---- */
+extern bool pl_valid_name(const char *s, bool allow_dot);
+extern bool pl_valid_param_name(const char *s);
+
+#endif							/* PIPELINE_H */

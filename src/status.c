@@ -1,0 +1,428 @@
+/*
+ * status.c: update_job_task_status() and heartbeat(), the runners' reports.
+ *
+ * update_job_task_status, in one transaction (SPEC §4):
+ *   1. A(P) -- shared when the new stage is complete (the report may finish
+ *      the stage), exclusive when it is "canceled" or forced (it rewrites the
+ *      run), none otherwise -- then the job task row, FOR UPDATE.
+ *   2. token check (SHA-256 digests, constant time; force does not bypass it);
+ *      a refusal bumps pipeline.rejected_token_seq, which survives rollback.
+ *   3. a complete task changes only with force_update_status.
+ *   4. one UPDATE applies stage, message, detail, extension and runtime envs;
+ *      runtime envs named [A-Z_]... are merged into the run too.
+ *   5. if the stage changed: event + NOTIFY (event.c).
+ *   6. advance (advance.c) when changed or forced.
+ * Every refusal is raised before the first write.
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "commands/sequence.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/typcache.h"
+
+#include "pipeline.h"
+
+static void
+count_rejection(void)
+{
+	static Oid	seq = InvalidOid;
+
+	if (!OidIsValid(seq))
+		seq = get_relname_relid("rejected_token_seq", get_namespace_oid("pipeline", false));
+	(void) nextval_internal(seq, false);
+}
+
+/* SQLSTATE 28000 after counting.  Nothing has been written. */
+static void
+reject_token(int64 id)
+{
+	count_rejection();
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
+			 errmsg("job task " INT64_FORMAT ": update token does not match", id),
+			 errdetail("Tokens are issued by claim_job_tasks() and change at every claim and retry.")));
+}
+
+/*
+ * Validate runtime envs: an object whose values are strings.  Returns the
+ * part to merge into the run (names starting with an upper-case letter or
+ * '_') as JSON text, or NULL if there is none.
+ */
+static char *
+check_runtime_envs(int64 id, Jsonb *envs)
+{
+	JsonbIterator *it;
+	JsonbValue	k,
+				v;
+	JsonbIteratorToken tok;
+	StringInfoData run;
+	bool		first = true;
+
+	if (envs == NULL)
+		return NULL;
+	if (!pl_jb_is_object(envs))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("job task " INT64_FORMAT ": runtime_envs must be a JSON object", id)));
+	initStringInfo(&run);
+	appendStringInfoChar(&run, '{');
+	it = JsonbIteratorInit(&envs->root);
+	while ((tok = JsonbIteratorNext(&it, &k, true)) != WJB_DONE)
+	{
+		char	   *name;
+
+		if (tok != WJB_KEY)
+			continue;
+		name = pnstrdup(k.val.string.val, k.val.string.len);
+		tok = JsonbIteratorNext(&it, &v, true);
+		if (v.type != jbvString)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("job task " INT64_FORMAT ": runtime_envs.%s must be a string", id, name)));
+		if (!pl_valid_param_name(name))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("job task " INT64_FORMAT ": runtime_envs: \"%s\" is not a valid name", id, name),
+					 errdetail("Names are letters, digits and _, not starting with a digit.")));
+		if ((name[0] >= 'A' && name[0] <= 'Z') || name[0] == '_')
+			pl_json_kv_str(&run, &first, name, pnstrdup(v.val.string.val, v.val.string.len));
+	}
+	appendStringInfoChar(&run, '}');
+	return first ? NULL : run.data;
+}
+
+/*
+ * The job task row as a caller may see it: token digest removed, sensitive
+ * params masked.  Produced from "SELECT t, masked params, masked envs".
+ */
+static void
+redacted_values(int row, TupleDesc *descp, Datum **valuesp, bool **nullsp)
+{
+	static int	att_digest = 0,
+				att_params = 0,
+				att_envs = 0;
+	bool		isnull;
+	Datum		d = pl_col(row, 1, &isnull);
+	HeapTupleHeader th = DatumGetHeapTupleHeader(d);
+	TupleDesc	desc = lookup_rowtype_tupdesc(HeapTupleHeaderGetTypeId(th),
+											  HeapTupleHeaderGetTypMod(th));
+	HeapTupleData tmp;
+	Datum	   *values = palloc(sizeof(Datum) * desc->natts);
+	bool	   *nulls = palloc(sizeof(bool) * desc->natts);
+
+	if (att_digest == 0)
+	{
+		for (int i = 0; i < desc->natts; i++)
+		{
+			const char *an = NameStr(TupleDescAttr(desc, i)->attname);
+
+			if (strcmp(an, "token_digest") == 0)
+				att_digest = i + 1;
+			else if (strcmp(an, "params") == 0)
+				att_params = i + 1;
+			else if (strcmp(an, "runtime_envs") == 0)
+				att_envs = i + 1;
+		}
+		if (!att_digest || !att_params || !att_envs)
+			elog(ERROR, "pipeline.job_task lacks an expected column");
+	}
+	tmp.t_len = HeapTupleHeaderGetDatumLength(th);
+	ItemPointerSetInvalid(&tmp.t_self);
+	tmp.t_tableOid = InvalidOid;
+	tmp.t_data = th;
+	heap_deform_tuple(&tmp, desc, values, nulls);
+	nulls[att_digest - 1] = true;
+	values[att_params - 1] = pl_col(row, 2, &nulls[att_params - 1]);
+	values[att_envs - 1] = pl_col(row, 3, &nulls[att_envs - 1]);
+	*descp = desc;
+	*valuesp = values;
+	*nullsp = nulls;
+}
+
+static PlStmt redacted_q = {
+	"SELECT t, pipeline.mask_params(t.params, t.sensitive),"
+	" pipeline.mask_params(t.runtime_envs, t.sensitive)"
+	" FROM pipeline.job_task t WHERE t.id = $1",
+	1, {INT8OID}
+};
+
+/* One redacted job task row as a composite Datum allocated in outer. */
+static Datum
+job_task_datum(int64 id, MemoryContext outer)
+{
+	Datum		v[1];
+	TupleDesc	desc;
+	Datum	   *values;
+	bool	   *nulls;
+	HeapTuple	tup;
+	MemoryContext old;
+	Datum		result;
+
+	v[0] = Int64GetDatum(id);
+	pl_exec(&redacted_q, v, NULL, 1);
+	redacted_values(0, &desc, &values, &nulls);
+	old = MemoryContextSwitchTo(outer);
+	tup = heap_form_tuple(desc, values, nulls);
+	result = HeapTupleGetDatum(tup);
+	MemoryContextSwitchTo(old);
+	ReleaseTupleDesc(desc);
+	return result;
+}
+
+/* Append one redacted job task row to a materialized SRF's tuplestore. */
+void
+pl_put_job_task(FunctionCallInfo fcinfo, int64 id, MemoryContext outer)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	Datum		v[1];
+	TupleDesc	desc;
+	Datum	   *values;
+	bool	   *nulls;
+	MemoryContext old;
+
+	v[0] = Int64GetDatum(id);
+	pl_exec(&redacted_q, v, NULL, 1);
+	redacted_values(0, &desc, &values, &nulls);
+	old = MemoryContextSwitchTo(outer);
+	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	MemoryContextSwitchTo(old);
+	ReleaseTupleDesc(desc);
+}
+
+static void
+require_read_committed(const char *fn)
+{
+	if (IsolationUsesXactSnapshot())
+		ereport(ERROR,
+				(errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
+				 errmsg("%s must run in a READ COMMITTED transaction", fn),
+				 errdetail("Advancing a pipeline re-reads rows after waiting for locks.")));
+}
+
+/*
+ * update_job_task_status(id, stage, update_token, message, detail,
+ *                        runtime_envs, extension, force_update_status,
+ *                        force_trigger_pipeline) RETURNS pipeline.job_task
+ */
+PG_FUNCTION_INFO_V1(pl_update_job_task_status);
+Datum
+pl_update_job_task_status(PG_FUNCTION_ARGS)
+{
+	static PlStmt run_of = {
+		"SELECT pipeline_task_id FROM pipeline.job_task WHERE id = $1", 1, {INT8OID}
+	};
+	static PlStmt lock_q = {
+		"SELECT stage, token_digest, pipeline_task_id, stage_index,"
+		"  COALESCE((confirm->>'enable')::boolean, false) AND NOT (gate_result ? 'confirm')"
+		" FROM pipeline.job_task WHERE id = $1 FOR UPDATE",
+		1, {INT8OID}
+	};
+	static PlStmt upd = {
+		"UPDATE pipeline.job_task SET"
+		" stage = $2::pipeline.task_stage,"
+		" message = COALESCE($3, message),"
+		" detail = COALESCE($4, detail),"
+		" extension = extension || COALESCE($5, '{}'),"
+		" runtime_envs = runtime_envs || COALESCE($6, '{}'),"
+		" start_at = CASE WHEN $2 = 'active' THEN COALESCE(start_at, now()) ELSE start_at END,"
+		" end_at = CASE WHEN $2::pipeline.task_stage >= 'canceled' THEN COALESCE(end_at, now())"
+		"          ELSE NULL END,"
+		" gate = CASE WHEN $7 THEN 'confirm'"
+		"             WHEN $2::pipeline.task_stage < 'canceled' THEN gate ELSE NULL END,"
+		" heartbeat_at = now(), updated_at = now()"
+		" WHERE id = $1",
+		7, {INT8OID, TEXTOID, TEXTOID, JSONBOID, JSONBOID, JSONBOID, BOOLOID}
+	};
+	static PlStmt merge_run = {
+		"UPDATE pipeline.pipeline_task SET runtime_envs = runtime_envs || $2::jsonb WHERE id = $1",
+		2, {INT8OID, TEXTOID}
+	};
+	int64		id;
+	PlStage		new_stage;
+	char	   *token;
+	Jsonb	   *detail = NULL;
+	Jsonb	   *envs = NULL;
+	Jsonb	   *ext = NULL;
+	bool		force_update;
+	bool		force_trigger;
+	char	   *run_envs;
+	int64		pt = 0;
+	bool		isnull;
+	PlStage		old_stage;
+	bytea	   *digest;
+	int			stage_index;
+	bool		confirm_pending;
+	bool		gate_now;
+	Datum		v[7];
+	bool		n[7];
+	MemoryContext outer;
+	Datum		result;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("update_job_task_status: id must not be null")));
+	id = PG_GETARG_INT64(0);
+	if (PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("job task " INT64_FORMAT ": stage must not be null", id)));
+	new_stage = pl_stage_from_datum(PG_GETARG_DATUM(1));
+	token = PG_ARGISNULL(2) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(2));
+	if (!PG_ARGISNULL(4))
+		detail = PG_GETARG_JSONB_P(4);
+	if (!PG_ARGISNULL(5))
+		envs = PG_GETARG_JSONB_P(5);
+	if (!PG_ARGISNULL(6))
+	{
+		ext = PG_GETARG_JSONB_P(6);
+		if (!pl_jb_is_object(ext))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("job task " INT64_FORMAT ": extension must be a JSON object", id)));
+	}
+	force_update = PG_ARGISNULL(7) ? false : PG_GETARG_BOOL(7);
+	force_trigger = PG_ARGISNULL(8) ? false : PG_GETARG_BOOL(8);
+	run_envs = check_runtime_envs(id, envs);
+	require_read_committed("update_job_task_status");
+
+	outer = pl_spi_connect();
+
+	/* 1. locks: A(P) first (the run id never changes, so read it unlocked) */
+	v[0] = Int64GetDatum(id);
+	pl_exec(&run_of, v, NULL, 1);
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_NO_DATA_FOUND),
+				 errmsg("job task " INT64_FORMAT " does not exist", id)));
+	(void) pl_col(0, 1, &isnull);
+	if (!isnull)
+	{
+		pt = pl_col_int64(0, 1);
+		if (new_stage == PL_CANCELED || force_update)
+			pl_lock_run_exclusive(pt);
+		else if (pl_stage_complete(new_stage) || force_trigger)
+			pl_lock_run_shared(pt);
+	}
+	pl_exec(&lock_q, v, NULL, 1);
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_NO_DATA_FOUND),
+				 errmsg("job task " INT64_FORMAT " does not exist", id)));
+	old_stage = pl_col_stage(0, 1);
+	digest = (bytea *) DatumGetPointer(pl_col(0, 2, &isnull));
+	stage_index = pl_col_int32(0, 4);
+	confirm_pending = pl_col_bool(0, 5);
+
+	/* 2. token */
+	if (isnull || !pl_token_matches(token, digest))
+		reject_token(id);
+
+	/* 3. state */
+	if (pl_stage_complete(old_stage) && !force_update)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("job task " INT64_FORMAT " is already %s", id, pl_stage_names[old_stage]),
+				 errhint("Pass force_update_status => true to change a finished task.")));
+	if (old_stage == PL_CANCELING && !pl_stage_complete(new_stage) && !force_update)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("job task " INT64_FORMAT " is canceling; it can only be reported canceled, failed or succeeded", id),
+				 errhint("Stop the command and report canceled.")));
+
+	/* 4. apply */
+	gate_now = confirm_pending && pl_stage_complete(new_stage) && new_stage != PL_CANCELED;
+	memset(n, 0, sizeof(n));
+	v[1] = CStringGetTextDatum(pl_stage_names[new_stage]);
+	if (PG_ARGISNULL(3))
+		n[2] = true;
+	else
+		v[2] = PG_GETARG_DATUM(3);
+	v[3] = detail ? JsonbPGetDatum(detail) : (Datum) 0;
+	n[3] = (detail == NULL);
+	v[4] = ext ? JsonbPGetDatum(ext) : (Datum) 0;
+	n[4] = (ext == NULL);
+	v[5] = envs ? JsonbPGetDatum(envs) : (Datum) 0;
+	n[5] = (envs == NULL);
+	v[6] = BoolGetDatum(gate_now);
+	pl_exec(&upd, v, n, 0);
+
+	if (run_envs && pt != 0)
+	{
+		Datum		mv[2];
+
+		mv[0] = Int64GetDatum(pt);
+		mv[1] = CStringGetTextDatum(run_envs);
+		pl_exec(&merge_run, mv, NULL, 0);
+	}
+
+	/* 5. event */
+	if (old_stage != new_stage || gate_now)
+		pl_event_job_task(id, pt, old_stage, new_stage);
+
+	/* 6. advance */
+	if (pt != 0 && (old_stage != new_stage || force_trigger))
+		pl_advance_after(id, pt, stage_index, new_stage, force_trigger);
+
+	/* 7. the row */
+	result = job_task_datum(id, outer);
+	pl_spi_finish();
+	PG_RETURN_DATUM(result);
+}
+
+/*
+ * heartbeat(id bigint, update_token text) RETURNS void
+ * Locks: the job task row (FOR NO KEY UPDATE via UPDATE).
+ */
+PG_FUNCTION_INFO_V1(pl_heartbeat);
+Datum
+pl_heartbeat(PG_FUNCTION_ARGS)
+{
+	static PlStmt lock_q = {
+		"SELECT stage, token_digest FROM pipeline.job_task WHERE id = $1 FOR NO KEY UPDATE",
+		1, {INT8OID}
+	};
+	static PlStmt upd = {
+		"UPDATE pipeline.job_task SET heartbeat_at = now() WHERE id = $1", 1, {INT8OID}
+	};
+	int64		id;
+	char	   *token;
+	Datum		v[1];
+	bool		isnull;
+	bytea	   *digest;
+	PlStage		stage;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("heartbeat: id must not be null")));
+	id = PG_GETARG_INT64(0);
+	token = PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1));
+
+	pl_spi_connect();
+	v[0] = Int64GetDatum(id);
+	pl_exec(&lock_q, v, NULL, 1);
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_NO_DATA_FOUND),
+				 errmsg("job task " INT64_FORMAT " does not exist", id)));
+	stage = pl_col_stage(0, 1);
+	digest = (bytea *) DatumGetPointer(pl_col(0, 2, &isnull));
+	if (isnull || !pl_token_matches(token, digest))
+		reject_token(id);
+	if (pl_stage_complete(stage))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("job task " INT64_FORMAT " is already %s", id, pl_stage_names[stage]),
+				 errdetail("A finished task takes no heartbeats.")));
+	pl_exec(&upd, v, NULL, 0);
+	pl_spi_finish();
+	PG_RETURN_VOID();
+}

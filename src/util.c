@@ -1,0 +1,290 @@
+/*
+ * util.c: small helpers shared by the engine: stage names, SPI with saved
+ * plans, and reading and writing JSON.
+ *
+ * Saved plans: each call site owns a static PlStmt; the first pl_exec()
+ * prepares it and keeps it (SPI_keepplan), so the hot paths never re-parse or
+ * re-plan.  The plan cache revalidates a kept plan after DDL on the tables.
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "utils/builtins.h"
+#include "utils/json.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+
+#include "pipeline.h"
+
+const char *const pl_stage_names[PL_NSTAGES] = {
+	"pending", "scheduling", "creating", "active", "canceling",
+	"canceled", "failed", "succeeded", "skipped"
+};
+
+PlStage
+pl_stage_from_name(const char *name)
+{
+	for (int i = 0; i < PL_NSTAGES; i++)
+		if (strcmp(pl_stage_names[i], name) == 0)
+			return (PlStage) i;
+	elog(ERROR, "unknown task stage \"%s\"", name);
+	return PL_PENDING;			/* keep compiler quiet */
+}
+
+/* Enum datum -> PlStage.  Enum OIDs differ per database, labels do not. */
+PlStage
+pl_stage_from_datum(Datum d)
+{
+	static Oid	cached_oid[PL_NSTAGES];
+	static bool cached = false;
+	Oid			oid = DatumGetObjectId(d);
+	char	   *label;
+	PlStage		s;
+
+	if (cached)
+	{
+		for (int i = 0; i < PL_NSTAGES; i++)
+			if (cached_oid[i] == oid)
+				return (PlStage) i;
+	}
+	label = DatumGetCString(DirectFunctionCall1(enum_out, d));
+	s = pl_stage_from_name(label);
+	pfree(label);
+	cached_oid[s] = oid;
+	/* mark cached once every slot is filled */
+	cached = true;
+	for (int i = 0; i < PL_NSTAGES; i++)
+		if (cached_oid[i] == InvalidOid)
+			cached = false;
+	return s;
+}
+
+/* ---------------------------------------------------------------- SPI */
+
+static MemoryContext pl_outer_context = NULL;
+
+MemoryContext
+pl_spi_connect(void)
+{
+	MemoryContext outer = CurrentMemoryContext;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	pl_outer_context = outer;
+	return outer;
+}
+
+void
+pl_spi_finish(void)
+{
+	SPI_finish();
+}
+
+int
+pl_exec(PlStmt *stmt, Datum *values, const bool *isnull, long tcount)
+{
+	char		nulls[12];
+	int			rc;
+
+	if (stmt->plan == NULL)
+	{
+		SPIPlanPtr	p = SPI_prepare(stmt->sql, stmt->nargs, stmt->argtypes);
+
+		if (p == NULL)
+			elog(ERROR, "SPI_prepare failed for \"%s\": %s", stmt->sql,
+				 SPI_result_code_string(SPI_result));
+		if (SPI_keepplan(p) != 0)
+			elog(ERROR, "SPI_keepplan failed");
+		stmt->plan = p;
+	}
+	for (int i = 0; i < stmt->nargs; i++)
+		nulls[i] = (isnull && isnull[i]) ? 'n' : ' ';
+	rc = SPI_execute_plan(stmt->plan, values, nulls, false, tcount);
+	if (rc < 0)
+		elog(ERROR, "SPI_execute_plan failed (%s): %s",
+			 SPI_result_code_string(rc), stmt->sql);
+	return rc;
+}
+
+Datum
+pl_col(int row, int col, bool *isnull)
+{
+	return SPI_getbinval(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, col, isnull);
+}
+
+int64
+pl_col_int64(int row, int col)
+{
+	bool		isnull;
+	Datum		d = pl_col(row, col, &isnull);
+
+	return isnull ? 0 : DatumGetInt64(d);
+}
+
+int32
+pl_col_int32(int row, int col)
+{
+	bool		isnull;
+	Datum		d = pl_col(row, col, &isnull);
+
+	return isnull ? 0 : DatumGetInt32(d);
+}
+
+bool
+pl_col_bool(int row, int col)
+{
+	bool		isnull;
+	Datum		d = pl_col(row, col, &isnull);
+
+	return isnull ? false : DatumGetBool(d);
+}
+
+char *
+pl_col_text(int row, int col)
+{
+	bool		isnull;
+	Datum		d = pl_col(row, col, &isnull);
+	MemoryContext old;
+	char	   *s;
+
+	if (isnull)
+		return NULL;
+	old = MemoryContextSwitchTo(pl_outer_context ? pl_outer_context : CurrentMemoryContext);
+	s = TextDatumGetCString(d);
+	MemoryContextSwitchTo(old);
+	return s;
+}
+
+Jsonb *
+pl_col_jsonb(int row, int col)
+{
+	bool		isnull;
+	Datum		d = pl_col(row, col, &isnull);
+	MemoryContext old;
+	Jsonb	   *j;
+
+	if (isnull)
+		return NULL;
+	old = MemoryContextSwitchTo(pl_outer_context ? pl_outer_context : CurrentMemoryContext);
+	j = DatumGetJsonbPCopy(d);
+	MemoryContextSwitchTo(old);
+	return j;
+}
+
+PlStage
+pl_col_stage(int row, int col)
+{
+	bool		isnull;
+	Datum		d = pl_col(row, col, &isnull);
+
+	if (isnull)
+		elog(ERROR, "unexpected null stage");
+	return pl_stage_from_datum(d);
+}
+
+/* ---------------------------------------------------------------- JSON */
+
+JsonbValue *
+pl_jb_get(JsonbContainer *obj, const char *key)
+{
+	JsonbValue	k;
+
+	if (obj == NULL || !JsonContainerIsObject(obj))
+		return NULL;
+	k.type = jbvString;
+	k.val.string.val = (char *) key;
+	k.val.string.len = strlen(key);
+	return findJsonbValueFromContainer(obj, JB_FOBJECT, &k);
+}
+
+Jsonb *
+pl_jsonb_from_cstring(const char *json)
+{
+	return DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(json)));
+}
+
+char *
+pl_jsonb_to_cstring(Jsonb *jb)
+{
+	return JsonbToCString(NULL, &jb->root, VARSIZE(jb));
+}
+
+char *
+pl_jbv_to_cstring(JsonbValue *v)
+{
+	if (v->type == jbvBinary)
+		return JsonbToCString(NULL, v->val.binary.data, v->val.binary.len);
+	else
+	{
+		Jsonb	   *jb = JsonbValueToJsonb(v);
+
+		return JsonbToCString(NULL, &jb->root, VARSIZE(jb));
+	}
+}
+
+char *
+pl_jbv_scalar_text(JsonbValue *v)
+{
+	switch (v->type)
+	{
+		case jbvString:
+			return pnstrdup(v->val.string.val, v->val.string.len);
+		case jbvNumeric:
+			return DatumGetCString(DirectFunctionCall1(numeric_out,
+													   NumericGetDatum(v->val.numeric)));
+		case jbvBool:
+			return pstrdup(v->val.boolean ? "true" : "false");
+		case jbvNull:
+			return NULL;
+		default:
+			return pl_jbv_to_cstring(v);
+	}
+}
+
+bool
+pl_jb_is_object(Jsonb *jb)
+{
+	return jb != NULL && JB_ROOT_IS_OBJECT(jb) && !JB_ROOT_IS_SCALAR(jb);
+}
+
+static void
+kv_key(StringInfo buf, bool *first, const char *key)
+{
+	if (!*first)
+		appendStringInfoString(buf, ", ");
+	*first = false;
+	escape_json(buf, key);
+	appendStringInfoString(buf, ": ");
+}
+
+void
+pl_json_kv_str(StringInfo buf, bool *first, const char *key, const char *val)
+{
+	kv_key(buf, first, key);
+	if (val)
+		escape_json(buf, val);
+	else
+		appendStringInfoString(buf, "null");
+}
+
+void
+pl_json_kv_raw(StringInfo buf, bool *first, const char *key, const char *raw)
+{
+	kv_key(buf, first, key);
+	appendStringInfoString(buf, raw ? raw : "null");
+}
+
+void
+pl_json_kv_int(StringInfo buf, bool *first, const char *key, int64 val)
+{
+	kv_key(buf, first, key);
+	appendStringInfo(buf, INT64_FORMAT, val);
+}
+
+void
+pl_json_kv_bool(StringInfo buf, bool *first, const char *key, bool val)
+{
+	kv_key(buf, first, key);
+	appendStringInfoString(buf, val ? "true" : "false");
+}
