@@ -18,11 +18,12 @@ OBJS = \
 	src/run.o \
 	src/advance.o \
 	src/status.o \
-	src/claim.o
+	src/claim.o \
+	src/gates.o
 
 DATA = pipeline--$(EXTVERSION).sql
 
-REGRESS = definitions runs status advance claim events cancel params
+REGRESS = init definitions runs status advance claim events cancel params
 REGRESS_OPTS = --load-extension=pipeline
 
 ISOLATION = fan_in claim_race cancel_vs_complete

@@ -430,6 +430,23 @@ lock_witness(int64 pipeline_task_id, int stage_index, int64 self_id)
 	return SPI_processed > 0;
 }
 
+static void advance_continue(int64 job_task_id, int64 pipeline_task_id, int stage_index,
+							 bool force_trigger);
+
+/* A confirm gate passed: continue as if the task succeeded. */
+void
+pl_advance_continue(int64 job_task_id, int64 pipeline_task_id)
+{
+	static PlStmt q = {
+		"SELECT stage_index FROM pipeline.job_task WHERE id = $1", 1, {INT8OID}
+	};
+	Datum		v[1];
+
+	v[0] = Int64GetDatum(job_task_id);
+	pl_exec(&q, v, NULL, 1);
+	advance_continue(job_task_id, pipeline_task_id, pl_col_int32(0, 1), false);
+}
+
 /*
  * React to a job task of run P having reached new_stage (its row is updated
  * and locked by us; A(P) is held, exclusively if new_stage is canceled).
@@ -448,7 +465,6 @@ pl_advance_after(int64 job_task_id, int64 pipeline_task_id, int stage_index,
 	bool		ignore_failed;
 	bool		gate_waiting;
 	char	   *message;
-	int			run_stage;
 
 	v[0] = Int64GetDatum(job_task_id);
 	pl_exec(&q, v, NULL, 1);
@@ -476,6 +492,19 @@ pl_advance_after(int64 job_task_id, int64 pipeline_task_id, int stage_index,
 	}
 	if (!pl_stage_complete(new_stage) && !force_trigger)
 		return;
+	advance_continue(job_task_id, pipeline_task_id, stage_index, force_trigger);
+}
+
+/*
+ * The task no longer holds its stage back (it succeeded, was skipped, failed
+ * with ignore_failed, or its confirm gate passed): start the next set if this
+ * was the last open task of the stage.  See the fan-in protocol above.
+ */
+static void
+advance_continue(int64 job_task_id, int64 pipeline_task_id, int stage_index, bool force_trigger)
+{
+	int			run_stage;
+
 
 #ifdef PIPELINE_TEST_NO_LOCKS
 	/* the naive rule the isolation specs must catch: no witness, no R(P) */
@@ -556,7 +585,7 @@ Datum
 pl_cancel_pipeline_task(PG_FUNCTION_ARGS)
 {
 	static PlStmt row_q = {
-		"SELECT p FROM pipeline.pipeline_task p WHERE id = $1", 1, {INT8OID}
+		"SELECT pipeline.redact_run(p) FROM pipeline.pipeline_task p WHERE id = $1", 1, {INT8OID}
 	};
 	int64		pt;
 	char	   *reason;

@@ -77,6 +77,46 @@ write_event(const char *kind, int64 object_id, int64 pipeline_task_id,
 }
 
 /*
+ * One hook_delivery row per hook that matches the new stage: webhooks,
+ * IM robots (kind recognised by URL unless the hook names it) and mentions.
+ * A hook with an empty "events" list matches every stage; names compare
+ * case-insensitively (definition.c stores them lower-cased).  Hooks that do
+ * not match stay in the definition for the next event.
+ */
+static void
+write_deliveries(int64 event_id, int64 pipeline_task_id, int64 job_task_id,
+				 Jsonb *hooks, PlStage new_stage)
+{
+	static PlStmt ins = {
+		"INSERT INTO pipeline.hook_delivery (event_id, pipeline_task_id, job_task_id, kind, target)"
+		" SELECT $1, $2, $3, k.kind,"
+		"   CASE WHEN k.kind = 'im_robot' THEN h.value || pg_catalog.jsonb_build_object('robot',"
+		"     COALESCE(h.value->>'robot', CASE"
+		"       WHEN h.value->>'url' ~ '^https?://open\\.(feishu\\.cn|larksuite\\.com)/' THEN 'feishu'"
+		"       WHEN h.value->>'url' ~ '^https?://oapi\\.dingtalk\\.com/' THEN 'dingtalk'"
+		"       WHEN h.value->>'url' ~ '^https?://qyapi\\.weixin\\.qq\\.com/' THEN 'wecom'"
+		"       ELSE 'generic' END))"
+		"   ELSE h.value END"
+		" FROM (VALUES (1, 'webhook', 'webhooks'), (2, 'im_robot', 'im_robot_notify'),"
+		"              (3, 'mention', 'mention_users')) AS k(ord, kind, key),"
+		"      LATERAL pg_catalog.jsonb_array_elements($4->k.key) WITH ORDINALITY AS h(value, n)"
+		" WHERE pg_catalog.jsonb_array_length(COALESCE(h.value->'events', '[]')) = 0"
+		"    OR (h.value->'events') ? $5"
+		" ORDER BY k.ord, h.n",
+		5, {INT8OID, INT8OID, INT8OID, JSONBOID, TEXTOID}
+	};
+	Datum		v[5];
+	bool		n[5] = {false, pipeline_task_id == 0, job_task_id == 0, false, false};
+
+	v[0] = Int64GetDatum(event_id);
+	v[1] = Int64GetDatum(pipeline_task_id);
+	v[2] = Int64GetDatum(job_task_id);
+	v[3] = JsonbPGetDatum(hooks);
+	v[4] = CStringGetTextDatum(pl_stage_names[new_stage]);
+	pl_exec(&ins, v, n, 0);
+}
+
+/*
  * Event for a job task whose stage changed from old_stage to new_stage (the
  * row already holds the new stage).  The payload is a snapshot of the task
  * without params (which may hold secrets) and without the token digest.
@@ -93,14 +133,20 @@ pl_event_job_task(int64 job_task_id, int64 pipeline_task_id,
 		"  'task_index', t.task_index, 'task_name', t.task_name, 'job_name', t.job_name,"
 		"  'stage', t.stage, 'old_stage', $2::text, 'message', t.message,"
 		"  'attempt', t.attempt, 'runner', t.runner, 'dry_run', t.dry_run,"
-		"  'gate', t.gate, 'start_at', t.start_at, 'end_at', t.end_at)::text,"
-		"  t.hooks::text, p.hooks::text"
+		"  'gate', t.gate, 'gate_result', t.gate_result,"
+		"  'start_at', t.start_at, 'end_at', t.end_at)::text,"
+		"  CASE WHEN pg_catalog.jsonb_array_length(t.hooks->'webhooks')"
+		"          + pg_catalog.jsonb_array_length(t.hooks->'im_robot_notify')"
+		"          + pg_catalog.jsonb_array_length(t.hooks->'mention_users') > 0"
+		"       THEN t.hooks END"
 		" FROM pipeline.job_task t LEFT JOIN pipeline.pipeline_task p ON p.id = t.pipeline_task_id"
 		" WHERE t.id = $1",
 		2, {INT8OID, TEXTOID}
 	};
 	Datum		v[2];
 	char	   *payload;
+	Jsonb	   *hooks;
+	int64		event_id;
 
 	v[0] = Int64GetDatum(job_task_id);
 	v[1] = CStringGetTextDatum(pl_stage_names[old_stage]);
@@ -108,8 +154,12 @@ pl_event_job_task(int64 job_task_id, int64 pipeline_task_id,
 	if (SPI_processed != 1)
 		elog(ERROR, "job task " INT64_FORMAT " vanished while writing its event", job_task_id);
 	payload = pl_col_text(0, 1);
-	return write_event("job_task", job_task_id, pipeline_task_id,
-					   (int) old_stage, new_stage, payload);
+	hooks = pl_col_jsonb(0, 2);
+	event_id = write_event("job_task", job_task_id, pipeline_task_id,
+						   (int) old_stage, new_stage, payload);
+	if (hooks)
+		write_deliveries(event_id, pipeline_task_id, job_task_id, hooks, new_stage);
+	return event_id;
 }
 
 /* Event for a pipeline task; old_stage -1 means "created". */
@@ -123,13 +173,19 @@ pl_event_pipeline_task(int64 pipeline_task_id, int old_stage, PlStage new_stage)
 		"  'old_stage', $2::text, 'message', p.message, 'run_by', p.run_by,"
 		"  'labels', p.labels, 'dry_run', p.dry_run,"
 		"  'params', pipeline.mask_params(p.params, p.sensitive),"
-		"  'start_at', p.start_at, 'end_at', p.end_at)::text"
+		"  'start_at', p.start_at, 'end_at', p.end_at)::text,"
+		"  CASE WHEN pg_catalog.jsonb_array_length(p.hooks->'webhooks')"
+		"          + pg_catalog.jsonb_array_length(p.hooks->'im_robot_notify')"
+		"          + pg_catalog.jsonb_array_length(p.hooks->'mention_users') > 0"
+		"       THEN p.hooks END"
 		" FROM pipeline.pipeline_task p WHERE p.id = $1",
 		2, {INT8OID, TEXTOID}
 	};
 	Datum		v[2];
 	bool		n[2] = {false, false};
 	char	   *payload;
+	Jsonb	   *hooks;
+	int64		event_id;
 
 	v[0] = Int64GetDatum(pipeline_task_id);
 	if (old_stage < 0)
@@ -141,8 +197,12 @@ pl_event_pipeline_task(int64 pipeline_task_id, int old_stage, PlStage new_stage)
 		elog(ERROR, "pipeline task " INT64_FORMAT " vanished while writing its event",
 			 pipeline_task_id);
 	payload = pl_col_text(0, 1);
-	return write_event("pipeline_task", pipeline_task_id, pipeline_task_id,
-					   old_stage, new_stage, payload);
+	hooks = pl_col_jsonb(0, 2);
+	event_id = write_event("pipeline_task", pipeline_task_id, pipeline_task_id,
+						   old_stage, new_stage, payload);
+	if (hooks)
+		write_deliveries(event_id, pipeline_task_id, 0, hooks, new_stage);
+	return event_id;
 }
 
 /*

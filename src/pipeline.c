@@ -29,5 +29,14 @@ _PG_init(void)
 							GUC_UNIT_S,
 							NULL, NULL, NULL);
 
+	DefineCustomIntVariable("pipeline.retry_backoff",
+							"Seconds before the first automatic retry of a failed task.",
+							"Each further retry waits twice as long, at most one hour.",
+							&pl_retry_backoff,
+							10, 0, 3600,
+							PGC_USERSET,
+							GUC_UNIT_S,
+							NULL, NULL, NULL);
+
 	MarkGUCPrefixReserved("pipeline");
 }

@@ -51,6 +51,7 @@ extern PlStage pl_stage_from_datum(Datum d);	/* enum value -> PlStage */
 
 /* ---- GUCs (pipeline.c) ---- */
 extern int	pl_heartbeat_timeout;	/* seconds, 0 = off */
+extern int	pl_retry_backoff;	/* seconds, first automatic retry delay */
 
 /* ---- SPI helpers (util.c) ---- */
 
@@ -113,6 +114,7 @@ extern int64 pl_event_pipeline_task(int64 pipeline_task_id,
 /* ---- advancing (advance.c) ---- */
 extern void pl_advance_after(int64 job_task_id, int64 pipeline_task_id, int stage_index,
 							 PlStage new_stage, bool force_trigger);
+extern void pl_advance_continue(int64 job_task_id, int64 pipeline_task_id);
 extern void pl_start_next(int64 pipeline_task_id);
 extern void pl_cancel_run(int64 pipeline_task_id, const char *reason, bool from_user);
 extern void pl_set_job_task_stage(int64 id, int64 pipeline_task_id, PlStage old_stage,
@@ -123,6 +125,11 @@ extern void pl_start_queued(const char *pipeline, const char *key);
 
 /* ---- status (status.c) ---- */
 extern void pl_put_job_task(FunctionCallInfo fcinfo, int64 id, MemoryContext outer);
+extern Datum pl_job_task_datum(int64 id, MemoryContext outer);
+extern void pl_reject_token(int64 id) pg_attribute_noreturn();
+
+/* ---- gates, retries, reaping (gates.c) ---- */
+extern bool pl_retry_if_left(int64 id, int64 pipeline_task_id);
 
 /* ---- definitions (definition.c) ---- */
 extern bool pl_valid_name(const char *s, bool allow_dot);

@@ -406,6 +406,28 @@ resolve(PlResolved *r, const char *name, Jsonb *params)
 
 	split_run_params(r, params, &unscoped, &scoped);
 
+	/*
+	 * A run param reaches every task, so a name one job declares sensitive
+	 * is masked on every task of the run.
+	 */
+	{
+		StringInfoData all;
+		bool		first = true;
+
+		initStringInfo(&all);
+		appendStringInfoChar(&all, '[');
+		for (int i = 0; i < r->sensitive.n; i++)
+		{
+			if (!first)
+				appendStringInfoString(&all, ", ");
+			first = false;
+			escape_json(&all, r->sensitive.items[i].key);
+		}
+		appendStringInfoChar(&all, ']');
+		for (int i = 0; i < r->ntasks; i++)
+			r->tasks[i].sensitive = all.data;
+	}
+
 	/* finish params: run params, scoped params, required check */
 	for (int i = 0; i < r->ntasks; i++)
 	{

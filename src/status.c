@@ -40,8 +40,8 @@ count_rejection(void)
 }
 
 /* SQLSTATE 28000 after counting.  Nothing has been written. */
-static void
-reject_token(int64 id)
+void
+pl_reject_token(int64 id)
 {
 	count_rejection();
 	ereport(ERROR,
@@ -154,8 +154,8 @@ static PlStmt redacted_q = {
 };
 
 /* One redacted job task row as a composite Datum allocated in outer. */
-static Datum
-job_task_datum(int64 id, MemoryContext outer)
+Datum
+pl_job_task_datum(int64 id, MemoryContext outer)
 {
 	Datum		v[1];
 	TupleDesc	desc;
@@ -220,7 +220,8 @@ pl_update_job_task_status(PG_FUNCTION_ARGS)
 	};
 	static PlStmt lock_q = {
 		"SELECT stage, token_digest, pipeline_task_id, stage_index,"
-		"  COALESCE((confirm->>'enable')::boolean, false) AND NOT (gate_result ? 'confirm')"
+		"  COALESCE((confirm->>'enable')::boolean, false) AND NOT (gate_result ? 'confirm'),"
+		"  attempt <= COALESCE((job->>'retries')::int, 0)"
 		" FROM pipeline.job_task WHERE id = $1 FOR UPDATE",
 		1, {INT8OID}
 	};
@@ -236,7 +237,9 @@ pl_update_job_task_status(PG_FUNCTION_ARGS)
 		"          ELSE NULL END,"
 		" gate = CASE WHEN $7 THEN 'confirm'"
 		"             WHEN $2::pipeline.task_stage < 'canceled' THEN gate ELSE NULL END,"
-		" heartbeat_at = now(), updated_at = now()"
+		" heartbeat_at = now(), updated_at = now(),"
+		" token_digest = CASE WHEN $2::pipeline.task_stage <= 'scheduling' THEN NULL"
+		"                     ELSE token_digest END"
 		" WHERE id = $1",
 		7, {INT8OID, TEXTOID, TEXTOID, JSONBOID, JSONBOID, JSONBOID, BOOLOID}
 	};
@@ -259,6 +262,8 @@ pl_update_job_task_status(PG_FUNCTION_ARGS)
 	bytea	   *digest;
 	int			stage_index;
 	bool		confirm_pending;
+	bool		retries_left;
+	bool		will_retry;
 	bool		gate_now;
 	Datum		v[7];
 	bool		n[7];
@@ -281,16 +286,9 @@ pl_update_job_task_status(PG_FUNCTION_ARGS)
 	if (!PG_ARGISNULL(5))
 		envs = PG_GETARG_JSONB_P(5);
 	if (!PG_ARGISNULL(6))
-	{
 		ext = PG_GETARG_JSONB_P(6);
-		if (!pl_jb_is_object(ext))
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("job task " INT64_FORMAT ": extension must be a JSON object", id)));
-	}
 	force_update = PG_ARGISNULL(7) ? false : PG_GETARG_BOOL(7);
 	force_trigger = PG_ARGISNULL(8) ? false : PG_GETARG_BOOL(8);
-	run_envs = check_runtime_envs(id, envs);
 	require_read_committed("update_job_task_status");
 
 	outer = pl_spi_connect();
@@ -320,10 +318,18 @@ pl_update_job_task_status(PG_FUNCTION_ARGS)
 	digest = (bytea *) DatumGetPointer(pl_col(0, 2, &isnull));
 	stage_index = pl_col_int32(0, 4);
 	confirm_pending = pl_col_bool(0, 5);
+	retries_left = pl_col_bool(0, 6);
 
 	/* 2. token */
 	if (isnull || !pl_token_matches(token, digest))
-		reject_token(id);
+		pl_reject_token(id);
+
+	/* arguments, checked once the caller is known to hold the task */
+	if (ext && !pl_jb_is_object(ext))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("job task " INT64_FORMAT ": extension must be a JSON object", id)));
+	run_envs = check_runtime_envs(id, envs);
 
 	/* 3. state */
 	if (pl_stage_complete(old_stage) && !force_update)
@@ -338,7 +344,9 @@ pl_update_job_task_status(PG_FUNCTION_ARGS)
 				 errhint("Stop the command and report canceled.")));
 
 	/* 4. apply */
-	gate_now = confirm_pending && pl_stage_complete(new_stage) && new_stage != PL_CANCELED;
+	will_retry = new_stage == PL_FAILED && retries_left && !force_update && pt != 0;
+	gate_now = confirm_pending && pl_stage_complete(new_stage) && new_stage != PL_CANCELED &&
+		!will_retry;
 	memset(n, 0, sizeof(n));
 	v[1] = CStringGetTextDatum(pl_stage_names[new_stage]);
 	if (PG_ARGISNULL(3))
@@ -367,12 +375,14 @@ pl_update_job_task_status(PG_FUNCTION_ARGS)
 	if (old_stage != new_stage || gate_now)
 		pl_event_job_task(id, pt, old_stage, new_stage);
 
-	/* 6. advance */
-	if (pt != 0 && (old_stage != new_stage || force_trigger))
+	/* 6. advance, unless an automatic retry takes the task back */
+	if (will_retry && old_stage != new_stage && pl_retry_if_left(id, pt))
+		;
+	else if (pt != 0 && (old_stage != new_stage || force_trigger))
 		pl_advance_after(id, pt, stage_index, new_stage, force_trigger);
 
 	/* 7. the row */
-	result = job_task_datum(id, outer);
+	result = pl_job_task_datum(id, outer);
 	pl_spi_finish();
 	PG_RETURN_DATUM(result);
 }
@@ -416,7 +426,7 @@ pl_heartbeat(PG_FUNCTION_ARGS)
 	stage = pl_col_stage(0, 1);
 	digest = (bytea *) DatumGetPointer(pl_col(0, 2, &isnull));
 	if (isnull || !pl_token_matches(token, digest))
-		reject_token(id);
+		pl_reject_token(id);
 	if (pl_stage_complete(stage))
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
