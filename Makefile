@@ -26,7 +26,7 @@ DATA = pipeline--$(EXTVERSION).sql
 REGRESS = init definitions runs status advance claim events cancel params
 REGRESS_OPTS = --load-extension=pipeline
 
-ISOLATION = fan_in claim_race cancel_vs_complete
+ISOLATION = fan_in claim_race cancel_vs_complete retry_vs_late_update reap_vs_final_report hook_claim_race
 ISOLATION_OPTS = --inputdir=test/isolation --load-extension=pipeline
 
 PG_CPPFLAGS = -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -Werror

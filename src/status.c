@@ -32,10 +32,10 @@
 static void
 count_rejection(void)
 {
-	static Oid	seq = InvalidOid;
+	/* looked up each time: rare, and the extension may have been re-created */
+	Oid			seq = get_relname_relid("rejected_token_seq",
+										get_namespace_oid("pipeline", false));
 
-	if (!OidIsValid(seq))
-		seq = get_relname_relid("rejected_token_seq", get_namespace_oid("pipeline", false));
 	(void) nextval_internal(seq, false);
 }
 

@@ -32,7 +32,12 @@ pl_stage_from_name(const char *name)
 	return PL_PENDING;			/* keep compiler quiet */
 }
 
-/* Enum datum -> PlStage.  Enum OIDs differ per database, labels do not. */
+/*
+ * Enum datum -> PlStage.  Enum OIDs differ per database (and change when the
+ * extension is re-created), labels do not: a miss falls back to enum_out and
+ * refreshes the slot.  OIDs are not reused before wraparound, so a stale slot
+ * can only ever miss, never answer wrongly.
+ */
 PlStage
 pl_stage_from_datum(Datum d)
 {
