@@ -546,13 +546,7 @@ $fn$;
 -- Masks the values of the named params: {"A":"x","B":"y"} with {B} -> {"A":"x","B":"******"}.
 -- A run param scoped to one task ("stage.task.B") is masked when B is.
 CREATE FUNCTION mask_params(params jsonb, sensitive text[]) RETURNS jsonb
-    LANGUAGE sql IMMUTABLE PARALLEL SAFE
-    RETURN CASE WHEN sensitive = '{}' OR params IS NULL THEN params
-           ELSE params OPERATOR(pg_catalog.||) COALESCE(
-               (SELECT pg_catalog.jsonb_object_agg(k, '******')
-                  FROM pg_catalog.jsonb_object_keys(params) AS k
-                 WHERE pg_catalog.regexp_replace(k, '^.*[.]', '') OPERATOR(pg_catalog.=) ANY (sensitive)),
-               '{}') END;
+    AS 'MODULE_PATHNAME', 'pl_mask_params' LANGUAGE C IMMUTABLE PARALLEL SAFE;
 
 -- A pipeline_task row as callers may see it: params and runtime envs masked.
 CREATE FUNCTION redact_run(r pipeline_task) RETURNS pipeline_task

@@ -472,7 +472,16 @@ pl_advance_after(int64 job_task_id, int64 pipeline_task_id, int stage_index,
 	(void) pl_col(0, 2, &gate_waiting);
 	gate_waiting = !gate_waiting;
 	message = pl_col_text(0, 3);
+	pl_advance_after_known(job_task_id, pipeline_task_id, stage_index, new_stage,
+						   force_trigger, ignore_failed, gate_waiting, message);
+}
 
+/* pl_advance_after() when the caller already read the task's row. */
+void
+pl_advance_after_known(int64 job_task_id, int64 pipeline_task_id, int stage_index,
+					   PlStage new_stage, bool force_trigger, bool ignore_failed,
+					   bool gate_waiting, const char *message)
+{
 	if (gate_waiting && pl_stage_complete(new_stage))
 		return;					/* a waiting confirm gate waits */
 

@@ -36,6 +36,16 @@
 
 #include "pipeline.h"
 
+/* NOTIFY pipeline_events, '<id>': a wake-up for listeners. */
+void
+pl_notify_event(int64 event_id)
+{
+	char		idbuf[32];
+
+	snprintf(idbuf, sizeof(idbuf), INT64_FORMAT, event_id);
+	Async_Notify("pipeline_events", idbuf);
+}
+
 /*
  * Insert the event row and notify.  payload is JSON text.  Returns the id.
  * Caller is connected to SPI.
@@ -53,7 +63,6 @@ write_event(const char *kind, int64 object_id, int64 pipeline_task_id,
 	Datum		v[6];
 	bool		n[6] = {false, false, false, false, false, false};
 	int64		id;
-	char		idbuf[32];
 
 	v[0] = CStringGetTextDatum(kind);
 	v[1] = Int64GetDatum(object_id);
@@ -71,8 +80,7 @@ write_event(const char *kind, int64 object_id, int64 pipeline_task_id,
 	pl_exec(&ins, v, n, 1);
 	id = pl_col_int64(0, 1);
 
-	snprintf(idbuf, sizeof(idbuf), INT64_FORMAT, id);
-	Async_Notify("pipeline_events", idbuf);
+	pl_notify_event(id);
 	return id;
 }
 
@@ -83,9 +91,9 @@ write_event(const char *kind, int64 object_id, int64 pipeline_task_id,
  * case-insensitively (definition.c stores them lower-cased).  Hooks that do
  * not match stay in the definition for the next event.
  */
-static void
-write_deliveries(int64 event_id, int64 pipeline_task_id, int64 job_task_id,
-				 Jsonb *hooks, PlStage new_stage)
+void
+pl_write_deliveries(int64 event_id, int64 pipeline_task_id, int64 job_task_id,
+					Jsonb *hooks, PlStage new_stage)
 {
 	static PlStmt ins = {
 		"INSERT INTO pipeline.hook_delivery (event_id, pipeline_task_id, job_task_id, kind, target)"
@@ -158,7 +166,7 @@ pl_event_job_task(int64 job_task_id, int64 pipeline_task_id,
 	event_id = write_event("job_task", job_task_id, pipeline_task_id,
 						   (int) old_stage, new_stage, payload);
 	if (hooks)
-		write_deliveries(event_id, pipeline_task_id, job_task_id, hooks, new_stage);
+		pl_write_deliveries(event_id, pipeline_task_id, job_task_id, hooks, new_stage);
 	return event_id;
 }
 
@@ -201,7 +209,7 @@ pl_event_pipeline_task(int64 pipeline_task_id, int old_stage, PlStage new_stage)
 	event_id = write_event("pipeline_task", pipeline_task_id, pipeline_task_id,
 						   old_stage, new_stage, payload);
 	if (hooks)
-		write_deliveries(event_id, pipeline_task_id, 0, hooks, new_stage);
+		pl_write_deliveries(event_id, pipeline_task_id, 0, hooks, new_stage);
 	return event_id;
 }
 

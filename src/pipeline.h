@@ -110,10 +110,16 @@ extern int64 pl_event_job_task(int64 job_task_id, int64 pipeline_task_id,
 							   PlStage old_stage, PlStage new_stage);
 extern int64 pl_event_pipeline_task(int64 pipeline_task_id,
 									int old_stage, PlStage new_stage);
+extern void pl_notify_event(int64 event_id);
+extern void pl_write_deliveries(int64 event_id, int64 pipeline_task_id, int64 job_task_id,
+								Jsonb *hooks, PlStage new_stage);
 
 /* ---- advancing (advance.c) ---- */
 extern void pl_advance_after(int64 job_task_id, int64 pipeline_task_id, int stage_index,
 							 PlStage new_stage, bool force_trigger);
+extern void pl_advance_after_known(int64 job_task_id, int64 pipeline_task_id, int stage_index,
+								   PlStage new_stage, bool force_trigger, bool ignore_failed,
+								   bool gate_waiting, const char *message);
 extern void pl_advance_continue(int64 job_task_id, int64 pipeline_task_id);
 extern void pl_start_next(int64 pipeline_task_id);
 extern void pl_cancel_run(int64 pipeline_task_id, const char *reason, bool from_user);

@@ -225,23 +225,54 @@ pl_update_job_task_status(PG_FUNCTION_ARGS)
 		" FROM pipeline.job_task WHERE id = $1 FOR UPDATE",
 		1, {INT8OID}
 	};
+	/*
+	 * Apply, write the event and read back what the caller gets, in one
+	 * statement: the hot path pays one executor start-up instead of four.
+	 * $8 = old stage, $9 = write an event.
+	 */
 	static PlStmt upd = {
-		"UPDATE pipeline.job_task SET"
-		" stage = $2::pipeline.task_stage,"
-		" message = COALESCE($3, message),"
-		" detail = COALESCE($4, detail),"
-		" extension = extension || COALESCE($5, '{}'),"
-		" runtime_envs = runtime_envs || COALESCE($6, '{}'),"
-		" start_at = CASE WHEN $2 = 'active' THEN COALESCE(start_at, now()) ELSE start_at END,"
-		" end_at = CASE WHEN $2::pipeline.task_stage >= 'canceled' THEN COALESCE(end_at, now())"
-		"          ELSE NULL END,"
-		" gate = CASE WHEN $7 THEN 'confirm'"
-		"             WHEN $2::pipeline.task_stage < 'canceled' THEN gate ELSE NULL END,"
-		" heartbeat_at = now(), updated_at = now(),"
-		" token_digest = CASE WHEN $2::pipeline.task_stage <= 'scheduling' THEN NULL"
-		"                     ELSE token_digest END"
-		" WHERE id = $1",
-		7, {INT8OID, TEXTOID, TEXTOID, JSONBOID, JSONBOID, JSONBOID, BOOLOID}
+		"WITH u AS ("
+		" UPDATE pipeline.job_task SET"
+		"  stage = $2::pipeline.task_stage,"
+		"  message = COALESCE($3, message),"
+		"  detail = COALESCE($4, detail),"
+		"  extension = extension || COALESCE($5, '{}'),"
+		"  runtime_envs = runtime_envs || COALESCE($6, '{}'),"
+		"  start_at = CASE WHEN $2 = 'active' THEN COALESCE(start_at, now()) ELSE start_at END,"
+		"  end_at = CASE WHEN $2::pipeline.task_stage >= 'canceled' THEN COALESCE(end_at, now())"
+		"           ELSE NULL END,"
+		"  gate = CASE WHEN $7 THEN 'confirm'"
+		"              WHEN $2::pipeline.task_stage < 'canceled' THEN gate ELSE NULL END,"
+		"  heartbeat_at = now(), updated_at = now(),"
+		"  token_digest = CASE WHEN $2::pipeline.task_stage <= 'scheduling' THEN NULL"
+		"                      ELSE token_digest END"
+		" WHERE id = $1"
+		" RETURNING *),"
+		" e AS ("
+		" INSERT INTO pipeline.event (kind, object_id, pipeline_task_id, old_stage, new_stage, payload)"
+		" SELECT 'job_task', u.id, u.pipeline_task_id, $8::pipeline.task_stage, u.stage,"
+		"  pg_catalog.jsonb_build_object("
+		"   'id', u.id, 'pipeline_task_id', u.pipeline_task_id,"
+		"   'pipeline_name', (SELECT p.pipeline_name FROM pipeline.pipeline_task p"
+		"                      WHERE p.id = u.pipeline_task_id),"
+		"   'stage_index', u.stage_index, 'stage_name', u.stage_name,"
+		"   'task_index', u.task_index, 'task_name', u.task_name, 'job_name', u.job_name,"
+		"   'stage', u.stage, 'old_stage', $8, 'message', u.message,"
+		"   'attempt', u.attempt, 'runner', u.runner, 'dry_run', u.dry_run,"
+		"   'gate', u.gate, 'gate_result', u.gate_result,"
+		"   'start_at', u.start_at, 'end_at', u.end_at)"
+		"  FROM u WHERE $9"
+		" RETURNING id)"
+		" SELECT (u.*)::pipeline.job_task, pipeline.mask_params(u.params, u.sensitive),"
+		"  pipeline.mask_params(u.runtime_envs, u.sensitive),"
+		"  (SELECT e.id FROM e),"
+		"  CASE WHEN pg_catalog.jsonb_array_length(u.hooks->'webhooks')"
+		"          + pg_catalog.jsonb_array_length(u.hooks->'im_robot_notify')"
+		"          + pg_catalog.jsonb_array_length(u.hooks->'mention_users') > 0"
+		"       THEN u.hooks END,"
+		"  u.ignore_failed, u.gate IS NOT NULL, u.message"
+		" FROM u",
+		9, {INT8OID, TEXTOID, TEXTOID, JSONBOID, JSONBOID, JSONBOID, BOOLOID, TEXTOID, BOOLOID}
 	};
 	static PlStmt merge_run = {
 		"UPDATE pipeline.pipeline_task SET runtime_envs = runtime_envs || $2::jsonb WHERE id = $1",
@@ -265,8 +296,11 @@ pl_update_job_task_status(PG_FUNCTION_ARGS)
 	bool		retries_left;
 	bool		will_retry;
 	bool		gate_now;
-	Datum		v[7];
-	bool		n[7];
+	bool		ignore_failed;
+	bool		gate_waiting;
+	char	   *message;
+	Datum		v[9];
+	bool		n[9];
 	MemoryContext outer;
 	Datum		result;
 
@@ -293,21 +327,27 @@ pl_update_job_task_status(PG_FUNCTION_ARGS)
 
 	outer = pl_spi_connect();
 
-	/* 1. locks: A(P) first (the run id never changes, so read it unlocked) */
+	/*
+	 * 1. locks: A(P) first when this report may advance the run (the run id
+	 * never changes, so it is read unlocked), then the row.
+	 */
 	v[0] = Int64GetDatum(id);
-	pl_exec(&run_of, v, NULL, 1);
-	if (SPI_processed == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_NO_DATA_FOUND),
-				 errmsg("job task " INT64_FORMAT " does not exist", id)));
-	(void) pl_col(0, 1, &isnull);
-	if (!isnull)
+	if (pl_stage_complete(new_stage) || force_update || force_trigger)
 	{
-		pt = pl_col_int64(0, 1);
-		if (new_stage == PL_CANCELED || force_update)
-			pl_lock_run_exclusive(pt);
-		else if (pl_stage_complete(new_stage) || force_trigger)
-			pl_lock_run_shared(pt);
+		pl_exec(&run_of, v, NULL, 1);
+		if (SPI_processed == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_NO_DATA_FOUND),
+					 errmsg("job task " INT64_FORMAT " does not exist", id)));
+		(void) pl_col(0, 1, &isnull);
+		if (!isnull)
+		{
+			pt = pl_col_int64(0, 1);
+			if (new_stage == PL_CANCELED || force_update)
+				pl_lock_run_exclusive(pt);
+			else
+				pl_lock_run_shared(pt);
+		}
 	}
 	pl_exec(&lock_q, v, NULL, 1);
 	if (SPI_processed == 0)
@@ -315,6 +355,7 @@ pl_update_job_task_status(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_NO_DATA_FOUND),
 				 errmsg("job task " INT64_FORMAT " does not exist", id)));
 	old_stage = pl_col_stage(0, 1);
+	pt = pl_col_int64(0, 3);	/* 0 when the task belongs to no run */
 	digest = (bytea *) DatumGetPointer(pl_col(0, 2, &isnull));
 	stage_index = pl_col_int32(0, 4);
 	confirm_pending = pl_col_bool(0, 5);
@@ -343,7 +384,7 @@ pl_update_job_task_status(PG_FUNCTION_ARGS)
 				 errmsg("job task " INT64_FORMAT " is canceling; it can only be reported canceled, failed or succeeded", id),
 				 errhint("Stop the command and report canceled.")));
 
-	/* 4. apply */
+	/* 4. apply, 5. event (same statement) */
 	will_retry = new_stage == PL_FAILED && retries_left && !force_update && pt != 0;
 	gate_now = confirm_pending && pl_stage_complete(new_stage) && new_stage != PL_CANCELED &&
 		!will_retry;
@@ -360,7 +401,46 @@ pl_update_job_task_status(PG_FUNCTION_ARGS)
 	v[5] = envs ? JsonbPGetDatum(envs) : (Datum) 0;
 	n[5] = (envs == NULL);
 	v[6] = BoolGetDatum(gate_now);
-	pl_exec(&upd, v, n, 0);
+	v[7] = CStringGetTextDatum(pl_stage_names[old_stage]);
+	v[8] = BoolGetDatum(old_stage != new_stage || gate_now);
+	pl_exec(&upd, v, n, 1);
+	if (SPI_processed != 1)
+		elog(ERROR, "job task " INT64_FORMAT " vanished while being updated", id);
+
+	/* the row the caller gets: digest removed, params masked */
+	{
+		TupleDesc	desc;
+		Datum	   *values;
+		bool	   *nulls;
+		HeapTuple	tup;
+		MemoryContext old;
+
+		redacted_values(0, &desc, &values, &nulls);
+		old = MemoryContextSwitchTo(outer);
+		tup = heap_form_tuple(desc, values, nulls);
+		result = HeapTupleGetDatum(tup);
+		MemoryContextSwitchTo(old);
+		ReleaseTupleDesc(desc);
+	}
+	(void) pl_col(0, 4, &isnull);
+	if (!isnull)
+	{
+		int64		event_id = pl_col_int64(0, 4);
+		Jsonb	   *hooks = pl_col_jsonb(0, 5);
+
+		ignore_failed = pl_col_bool(0, 6);
+		gate_waiting = pl_col_bool(0, 7);
+		message = pl_col_text(0, 8);
+		pl_notify_event(event_id);
+		if (hooks)
+			pl_write_deliveries(event_id, pt, id, hooks, new_stage);
+	}
+	else
+	{
+		ignore_failed = pl_col_bool(0, 6);
+		gate_waiting = pl_col_bool(0, 7);
+		message = pl_col_text(0, 8);
+	}
 
 	if (run_envs && pt != 0)
 	{
@@ -371,18 +451,24 @@ pl_update_job_task_status(PG_FUNCTION_ARGS)
 		pl_exec(&merge_run, mv, NULL, 0);
 	}
 
-	/* 5. event */
-	if (old_stage != new_stage || gate_now)
-		pl_event_job_task(id, pt, old_stage, new_stage);
-
 	/* 6. advance, unless an automatic retry takes the task back */
 	if (will_retry && old_stage != new_stage && pl_retry_if_left(id, pt))
-		;
-	else if (pt != 0 && (old_stage != new_stage || force_trigger))
-		pl_advance_after(id, pt, stage_index, new_stage, force_trigger);
+	{
+		/* the caller sees the task as it is now: scheduling again */
+		result = pl_job_task_datum(id, outer);
+	}
+	else if (pt != 0 && (old_stage != new_stage || force_trigger) &&
+			 (pl_stage_complete(new_stage) || force_trigger))
+		pl_advance_after_known(id, pt, stage_index, new_stage, force_trigger,
+							   ignore_failed, gate_waiting, message);
 
-	/* 7. the row */
-	result = pl_job_task_datum(id, outer);
+	/*
+	 * 7. the row, as read back by the update.  Advancing after a completion
+	 * touches other tasks and the run only; a forced trigger on an open task
+	 * may have started the task itself, so read it again then.
+	 */
+	if (force_trigger && !pl_stage_complete(new_stage) && pt != 0)
+		result = pl_job_task_datum(id, outer);
 	pl_spi_finish();
 	PG_RETURN_DATUM(result);
 }

@@ -9,6 +9,7 @@
 #include "postgres.h"
 
 #include "catalog/pg_type.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/json.h"
 #include "utils/jsonb.h"
@@ -292,4 +293,84 @@ pl_json_kv_bool(StringInfo buf, bool *first, const char *key, bool val)
 {
 	kv_key(buf, first, key);
 	appendStringInfoString(buf, val ? "true" : "false");
+}
+
+/* ---------------------------------------------------------------- masking */
+
+/*
+ * mask_params(params jsonb, sensitive text[]) RETURNS jsonb
+ *
+ * The values of the named keys (or of "stage.task.NAME" keys whose last
+ * segment is named) replaced by "******".  Returns params itself when
+ * nothing needs masking, so the common case costs one array check.
+ */
+PG_FUNCTION_INFO_V1(pl_mask_params);
+Datum
+pl_mask_params(PG_FUNCTION_ARGS)
+{
+	Jsonb	   *params;
+	ArrayType  *arr;
+	Datum	   *names;
+	bool	   *nulls;
+	int			nnames;
+	JsonbIterator *it;
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+	JsonbParseState *state = NULL;
+	JsonbValue *res = NULL;
+	bool		changed = false;
+
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	params = PG_GETARG_JSONB_P(0);
+	if (PG_ARGISNULL(1) || !JB_ROOT_IS_OBJECT(params) || JB_ROOT_IS_SCALAR(params))
+		PG_RETURN_JSONB_P(params);
+	arr = PG_GETARG_ARRAYTYPE_P(1);
+	if (ArrayGetNItems(ARR_NDIM(arr), ARR_DIMS(arr)) == 0)
+		PG_RETURN_JSONB_P(params);
+	deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT, &names, &nulls, &nnames);
+
+	it = JsonbIteratorInit(&params->root);
+	while ((tok = JsonbIteratorNext(&it, &v, false)) != WJB_DONE)
+	{
+		if (tok == WJB_KEY)
+		{
+			const char *k = v.val.string.val;
+			int			klen = v.val.string.len;
+			const char *last = k;
+			int			lastlen;
+			bool		hit = false;
+			JsonbValue	val;
+
+			for (int i = 0; i < klen; i++)
+				if (k[i] == '.')
+					last = k + i + 1;
+			lastlen = klen - (int) (last - k);
+			for (int i = 0; i < nnames && !hit; i++)
+			{
+				text	   *t;
+
+				if (nulls[i])
+					continue;
+				t = DatumGetTextPP(names[i]);
+				hit = VARSIZE_ANY_EXHDR(t) == (Size) lastlen &&
+					memcmp(VARDATA_ANY(t), last, lastlen) == 0;
+			}
+			res = pushJsonbValue(&state, tok, &v);
+			tok = JsonbIteratorNext(&it, &val, true);
+			if (hit)
+			{
+				val.type = jbvString;
+				val.val.string.val = "******";
+				val.val.string.len = 6;
+				changed = true;
+			}
+			res = pushJsonbValue(&state, WJB_VALUE, &val);
+		}
+		else
+			res = pushJsonbValue(&state, tok, (tok < WJB_BEGIN_ARRAY || tok == WJB_ELEM) ? &v : NULL);
+	}
+	if (!changed)
+		PG_RETURN_JSONB_P(params);
+	PG_RETURN_JSONB_P(JsonbValueToJsonb(res));
 }
