@@ -42,6 +42,8 @@ pl_notify_event(int64 event_id)
 {
 	char		idbuf[32];
 
+	if (!pl_notify)
+		return;
 	snprintf(idbuf, sizeof(idbuf), INT64_FORMAT, event_id);
 	Async_Notify("pipeline_events", idbuf);
 }

@@ -14,6 +14,7 @@
 PG_MODULE_MAGIC;
 
 int			pl_heartbeat_timeout = 300;
+bool		pl_notify = true;
 
 void		_PG_init(void);
 
@@ -37,6 +38,15 @@ _PG_init(void)
 							PGC_USERSET,
 							GUC_UNIT_S,
 							NULL, NULL, NULL);
+
+	DefineCustomBoolVariable("pipeline.notify",
+							 "Send NOTIFY pipeline_events for every event.",
+							 "Off: events are still written; listeners must poll events_since().",
+							 &pl_notify,
+							 true,
+							 PGC_USERSET,
+							 0,
+							 NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("pipeline");
 }

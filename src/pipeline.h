@@ -52,6 +52,7 @@ extern PlStage pl_stage_from_datum(Datum d);	/* enum value -> PlStage */
 /* ---- GUCs (pipeline.c) ---- */
 extern int	pl_heartbeat_timeout;	/* seconds, 0 = off */
 extern int	pl_retry_backoff;	/* seconds, first automatic retry delay */
+extern bool pl_notify;			/* NOTIFY pipeline_events for each event */
 
 /* ---- SPI helpers (util.c) ---- */
 

@@ -378,11 +378,13 @@ pl_update_job_task_status(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("job task " INT64_FORMAT " is already %s", id, pl_stage_names[old_stage]),
 				 errhint("Pass force_update_status => true to change a finished task.")));
+	/*
+	 * A canceling task stays canceling until it is reported finished: a
+	 * runner that reports "active" after the cancel (the race of a claim with
+	 * a cancel) gets the row back, still canceling, and knows to stop.
+	 */
 	if (old_stage == PL_CANCELING && !pl_stage_complete(new_stage) && !force_update)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("job task " INT64_FORMAT " is canceling; it can only be reported canceled, failed or succeeded", id),
-				 errhint("Stop the command and report canceled.")));
+		new_stage = PL_CANCELING;
 
 	/* 4. apply, 5. event (same statement) */
 	will_retry = new_stage == PL_FAILED && retries_left && !force_update && pt != 0;

@@ -1,0 +1,317 @@
+/*
+ * db.c: one libpq connection that comes back by itself.
+ *
+ * A long-running subcommand calls db_ensure() once per turn of its event
+ * loop: when the connection is gone it tries again after an exponential
+ * backoff (0.5 s doubling to 30 s, with jitter), logging one line per
+ * attempt, and re-issues LISTEN after every (re)connect.  Queries go through
+ * db_query(), which only runs parameterized statements (PQexecParams, every
+ * parameter sent as text), turns a failure into a db_error (SQLSTATE plus one
+ * line of message) and closes the connection when it broke, so that the next
+ * db_ensure() reconnects.  Notifications are only wake-ups: they are counted,
+ * never interpreted.
+ */
+#define _GNU_SOURCE
+#include "common.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void
+db_init(db_conn *db, const char *conninfo, const char *listen_channel)
+{
+	memset(db, 0, sizeof(*db));
+	db->conninfo = conninfo ? xstrdup(conninfo) : NULL;
+	db->listen_channel = listen_channel;
+	backoff_init(&db->backoff, 0.5, 30.0);
+	db->next_attempt = 0;
+}
+
+void
+db_close(db_conn *db)
+{
+	if (db->conn)
+		PQfinish(db->conn);
+	db->conn = NULL;
+	free(db->conninfo);
+	db->conninfo = NULL;
+}
+
+bool
+db_connected(const db_conn *db)
+{
+	return db->conn != NULL && PQstatus(db->conn) == CONNECTION_OK;
+}
+
+static void
+set_error(db_error *err, const char *sqlstate, const char *msg, bool lost)
+{
+	if (!err)
+		return;
+	snprintf(err->sqlstate, sizeof(err->sqlstate), "%s", sqlstate ? sqlstate : "");
+	snprintf(err->message, sizeof(err->message), "%s", msg && *msg ? msg : "unknown error");
+	oneline(err->message);
+	err->conn_lost = lost;
+}
+
+static void
+drop_connection(db_conn *db, const char *why)
+{
+	double delay;
+
+	if (db->conn)
+	{
+		PQfinish(db->conn);
+		db->conn = NULL;
+	}
+	delay = backoff_next(&db->backoff);
+	db->next_attempt = mono_now() + delay;
+	if (!db->lost_logged)
+	{
+		log_warn("database connection lost: %s; reconnecting in %.1f s", why, delay);
+		db->lost_logged = true;
+	}
+}
+
+static void
+collect_notifications(db_conn *db)
+{
+	PGnotify *n;
+
+	if (!db->conn)
+		return;
+	while ((n = PQnotifies(db->conn)) != NULL)
+	{
+		db->notifications++;
+		PQfreemem(n);
+	}
+}
+
+/* sends LISTEN; the channel name is a constant of the program, quoted */
+static bool
+do_listen(db_conn *db, db_error *err)
+{
+	char sql[128];
+	PGresult *res;
+
+	if (!db->listen_channel)
+		return true;
+	snprintf(sql, sizeof(sql), "LISTEN \"%s\"", db->listen_channel);
+	res = PQexec(db->conn, sql);
+	if (!res || PQresultStatus(res) != PGRES_COMMAND_OK)
+	{
+		set_error(err, res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : "",
+				  PQerrorMessage(db->conn), PQstatus(db->conn) != CONNECTION_OK);
+		PQclear(res);
+		return false;
+	}
+	PQclear(res);
+	/* a LISTEN in a fresh session may miss what happened meanwhile: wake up */
+	db->notifications++;
+	return true;
+}
+
+/* server notices (and libpq's own) as log lines instead of raw stderr text */
+static void
+notice_processor(void *arg, const char *message)
+{
+	(void) arg;
+	log_info("server: %s", message);
+}
+
+bool
+db_connect(db_conn *db, db_error *err)
+{
+	const char *keys[12];
+	const char *vals[12];
+	int n = 0;
+
+	if (db->conn)
+	{
+		PQfinish(db->conn);
+		db->conn = NULL;
+	}
+	/*
+	 * Entries before "dbname" are defaults that the user's conninfo (expanded
+	 * from dbname) overrides; those after it override the conninfo.
+	 */
+	if (!getenv("PGCONNECT_TIMEOUT"))
+	{
+		keys[n] = "connect_timeout";
+		vals[n++] = "10";
+	}
+	keys[n] = "keepalives_idle";
+	vals[n++] = "30";
+	keys[n] = "keepalives_interval";
+	vals[n++] = "10";
+	keys[n] = "keepalives_count";
+	vals[n++] = "3";
+	keys[n] = "fallback_application_name";
+	vals[n++] = PCTL_NAME;
+	if (db->conninfo)
+	{
+		keys[n] = "dbname";
+		vals[n++] = db->conninfo;
+	}
+	/* all text is exchanged as UTF-8 (output chunks, JSON) */
+	keys[n] = "client_encoding";
+	vals[n++] = "UTF8";
+	keys[n] = NULL;
+	vals[n] = NULL;
+
+	db->conn = PQconnectdbParams(keys, vals, 1);
+	if (!db->conn || PQstatus(db->conn) != CONNECTION_OK)
+	{
+		set_error(err, "08006", db->conn ? PQerrorMessage(db->conn) : "out of memory", true);
+		if (db->conn)
+			PQfinish(db->conn);
+		db->conn = NULL;
+		return false;
+	}
+	PQsetNoticeProcessor(db->conn, notice_processor, NULL);
+	if (!do_listen(db, err))
+	{
+		PQfinish(db->conn);
+		db->conn = NULL;
+		return false;
+	}
+	return true;
+}
+
+bool
+db_ensure(db_conn *db, double now)
+{
+	db_error err;
+	double delay;
+
+	if (db->conn)
+	{
+		if (PQstatus(db->conn) == CONNECTION_OK)
+			return true;
+		drop_connection(db, PQerrorMessage(db->conn));
+	}
+	if (now < db->next_attempt)
+		return false;
+	if (db_connect(db, &err))
+	{
+		if (db->ever_connected)
+			log_info("reconnected to the database after %d failed attempt%s",
+					 db->failures, db->failures == 1 ? "" : "s");
+		else
+			log_info("connected to database \"%s\" on %s (server %d)", PQdb(db->conn),
+					 PQhost(db->conn) ? PQhost(db->conn) : "default",
+					 PQserverVersion(db->conn));
+		db->ever_connected = true;
+		db->lost_logged = false;
+		db->failures = 0;
+		backoff_reset(&db->backoff);
+		return true;
+	}
+	db->failures++;
+	delay = backoff_next(&db->backoff);
+	db->next_attempt = mono_now() + delay;
+	log_warn("cannot connect to the database (attempt %d): %s; retrying in %.1f s",
+			 db->failures, err.message, delay);
+	db->lost_logged = true;
+	return false;
+}
+
+int
+db_socket(const db_conn *db)
+{
+	if (!db->conn || PQstatus(db->conn) != CONNECTION_OK)
+		return -1;
+	return PQsocket(db->conn);
+}
+
+void
+db_consume(db_conn *db)
+{
+	if (!db->conn)
+		return;
+	if (!PQconsumeInput(db->conn) || PQstatus(db->conn) != CONNECTION_OK)
+	{
+		char msg[512];
+
+		snprintf(msg, sizeof(msg), "%s", PQerrorMessage(db->conn));
+		oneline(msg);
+		drop_connection(db, msg[0] ? msg : "connection closed");
+		return;
+	}
+	collect_notifications(db);
+}
+
+PGresult *
+db_query(db_conn *db, const char *sql, int nparams, const char *const *params,
+		 db_error *err)
+{
+	PGresult *res;
+	ExecStatusType st;
+
+	if (err)
+		memset(err, 0, sizeof(*err));
+	if (!db->conn || PQstatus(db->conn) != CONNECTION_OK)
+	{
+		set_error(err, "08003", "not connected to the database", true);
+		return NULL;
+	}
+	res = PQexecParams(db->conn, sql, nparams, NULL, params, NULL, NULL, 0);
+	st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+	if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK)
+	{
+		collect_notifications(db);
+		return res;
+	}
+	{
+		const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+		const char *primary = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+		const char *msg = primary ? primary : PQerrorMessage(db->conn);
+		bool lost = PQstatus(db->conn) != CONNECTION_OK;
+
+		set_error(err, state ? state : (lost ? "08006" : ""), msg, lost);
+		if (err && !primary)
+			oneline(err->message);
+		PQclear(res);
+		if (lost)
+			drop_connection(db, err ? err->message : "connection lost");
+		else
+			collect_notifications(db);
+	}
+	return NULL;
+}
+
+bool
+db_error_transient(const db_error *err)
+{
+	const char *s = err->sqlstate;
+
+	if (err->conn_lost)
+		return true;
+	if (strncmp(s, "08", 2) == 0 ||	/* connection exception */
+		strncmp(s, "53", 2) == 0 ||	/* insufficient resources */
+		strncmp(s, "57P", 3) == 0 ||	/* admin shutdown, crash shutdown, cannot connect now */
+		strcmp(s, "40001") == 0 ||	/* serialization failure */
+		strcmp(s, "40P01") == 0 ||	/* deadlock */
+		strcmp(s, "55P03") == 0 ||	/* lock not available */
+		strcmp(s, "57014") == 0 ||	/* query canceled (statement timeout) */
+		strcmp(s, "25006") == 0)	/* read-only transaction: a standby after failover */
+		return true;
+	return false;
+}
+
+int
+db_col(const PGresult *res, const char *name)
+{
+	return res ? PQfnumber(res, name) : -1;
+}
+
+const char *
+db_value(const PGresult *res, int row, int col)
+{
+	if (!res || col < 0 || row < 0 || row >= PQntuples(res) || col >= PQnfields(res))
+		return NULL;
+	if (PQgetisnull(res, row, col))
+		return NULL;
+	return PQgetvalue(res, row, col);
+}

@@ -1,0 +1,359 @@
+/*
+ * logs.c: "pipelinectl logs JOB_TASK_ID [--follow]" and
+ *         "pipelinectl graph PIPELINE_TASK_ID [--format mermaid|dot]".
+ *
+ * logs prints the chunks of pipeline.job_task_log(id) in seq order.  With
+ * --follow it keeps reading chunks after the last seq it printed, woken by
+ * NOTIFY pipeline_events and at least once a second, until the task is
+ * complete (canceled, failed, succeeded, skipped); the stage is read before
+ * the chunks, so the last read after completion has everything.
+ *
+ * Exit status: 0 on success, 1 when the task does not exist or a query
+ * fails, 2 on a usage or connection error, 130 when interrupted.
+ */
+#define _GNU_SOURCE
+#include "common.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static void
+logs_usage(FILE *f)
+{
+	fprintf(f,
+			"Usage: pipelinectl logs JOB_TASK_ID [OPTION]...\n"
+			"Print the output of a job task.\n"
+			"\n"
+			"  -f, --follow              keep printing new output until the task is complete\n"
+			"  -d, --dbname CONNINFO     database connection string (default: PG* environment)\n"
+			"  -h, --help                show this help\n");
+}
+
+/* the task's stage; false on error (err filled), *stage NULL when it does not exist */
+static bool
+read_stage(db_conn *db, const char *id, char **stage, db_error *err)
+{
+	const char *params[1] = {id};
+	PGresult *res = db_query(db, "SELECT stage FROM pipeline.job_tasks WHERE id = $1::bigint", 1,
+							 params, err);
+
+	*stage = NULL;
+	if (!res)
+		return false;
+	if (PQntuples(res) > 0 && db_value(res, 0, 0))
+		*stage = xstrdup(db_value(res, 0, 0));
+	PQclear(res);
+	return true;
+}
+
+/* prints chunks after *last; false on error */
+static bool
+print_chunks(db_conn *db, const char *id, int64_t *last, db_error *err)
+{
+	char after[24];
+	const char *params[2];
+	PGresult *res;
+	int n;
+
+	snprintf(after, sizeof(after), "%lld", (long long) *last);
+	params[0] = id;
+	params[1] = after;
+	res = db_query(db,
+				   "SELECT seq, chunk FROM pipeline.job_task_log($1::bigint) WHERE seq > $2::bigint ORDER BY seq",
+				   2, params, err);
+	if (!res)
+		return false;
+	n = PQntuples(res);
+	for (int i = 0; i < n; i++)
+	{
+		int64_t seq;
+		const char *chunk = db_value(res, i, 1);
+
+		if (chunk)
+			fwrite(chunk, 1, (size_t) PQgetlength(res, i, 1), stdout);
+		if (db_value(res, i, 0) && parse_int64(db_value(res, i, 0), &seq) && seq > *last)
+			*last = seq;
+	}
+	fflush(stdout);
+	PQclear(res);
+	return true;
+}
+
+int
+cmd_logs(int argc, char **argv, const char *conninfo)
+{
+	static const struct option opts[] = {
+		{"follow", no_argument, NULL, 'f'},
+		{"dbname", required_argument, NULL, 'd'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0}
+	};
+	bool follow = false;
+	int64_t id, last = 0;
+	char idstr[24];
+	db_conn db;
+	db_error err;
+	char *stage = NULL;
+	int c, rc = 0;
+
+	optind = 1;
+	opterr = 1;
+	while ((c = getopt_long(argc, argv, "fd:h", opts, NULL)) != -1)
+	{
+		switch (c)
+		{
+			case 'f':
+				follow = true;
+				break;
+			case 'd':
+				conninfo = optarg;
+				break;
+			case 'h':
+				logs_usage(stdout);
+				return 0;
+			default:
+				logs_usage(stderr);
+				return EXIT_USAGE;
+		}
+	}
+	if (optind != argc - 1 || !parse_positive_id(argv[optind], &id))
+	{
+		if (optind >= argc)
+			fprintf(stderr, "pipelinectl logs: missing JOB_TASK_ID\n");
+		else if (optind < argc - 1)
+			fprintf(stderr, "pipelinectl logs: unexpected argument \"%s\"\n", argv[optind + 1]);
+		else
+			fprintf(stderr, "pipelinectl logs: \"%s\" is not a job task id\n", argv[optind]);
+		logs_usage(stderr);
+		return EXIT_USAGE;
+	}
+	snprintf(idstr, sizeof(idstr), "%lld", (long long) id);
+
+	log_init("logs");
+	log_set_min_level(LOG_WARN);
+	db_init(&db, conninfo, follow ? "pipeline_events" : NULL);
+	if (!db_connect(&db, &err))
+	{
+		fprintf(stderr, "pipelinectl logs: cannot connect to the database: %s\n", err.message);
+		db_close(&db);
+		return EXIT_USAGE;
+	}
+	if (!read_stage(&db, idstr, &stage, &err))
+	{
+		fprintf(stderr, "pipelinectl logs: %s\n", err.message);
+		db_close(&db);
+		return 1;
+	}
+	if (!stage)
+	{
+		fprintf(stderr, "pipelinectl logs: job task %s not found\n", idstr);
+		db_close(&db);
+		return 1;
+	}
+	if (!follow)
+	{
+		if (!print_chunks(&db, idstr, &last, &err))
+		{
+			fprintf(stderr, "pipelinectl logs: %s\n", err.message);
+			rc = 1;
+		}
+		free(stage);
+		db_close(&db);
+		return rc;
+	}
+
+	signals_install(false, false, false);
+	{
+		double next_fetch = 0, last_fetch = 0;
+		unsigned long seen = db.notifications;
+
+		for (;;)
+		{
+			double now = mono_now();
+			double wake;
+			struct pollfd fds[2];
+			int nfds = 0;
+
+			signals_drain();
+			if (g_sig.term_count > 0)
+			{
+				rc = 130;
+				break;
+			}
+			if (db_ensure(&db, now) && now >= next_fetch)
+			{
+				bool complete = false;
+
+				seen = db.notifications;
+				last_fetch = now;
+				next_fetch = now + 1.0;
+				/* the stage first: output appended before completion is then all there */
+				free(stage);
+				if (!read_stage(&db, idstr, &stage, &err) ||
+					!print_chunks(&db, idstr, &last, &err))
+				{
+					if (!db_error_transient(&err))
+					{
+						fprintf(stderr, "pipelinectl logs: %s\n", err.message);
+						rc = 1;
+						break;
+					}
+				}
+				else if (!stage)
+				{
+					fprintf(stderr, "pipelinectl logs: job task %s no longer exists\n", idstr);
+					rc = 1;
+					break;
+				}
+				else
+					complete = stage_is_complete(stage);
+				if (complete)
+					break;
+			}
+			/* a NOTIFY brings the next read forward, at most 4 reads a second */
+			if (db.notifications != seen)
+			{
+				double soon = last_fetch + 0.25;
+
+				seen = db.notifications;
+				if (soon < next_fetch)
+					next_fetch = soon;
+			}
+			fds[nfds].fd = signals_fd();
+			fds[nfds].events = POLLIN;
+			nfds++;
+			if (db_socket(&db) >= 0)
+			{
+				fds[nfds].fd = db_socket(&db);
+				fds[nfds].events = POLLIN;
+				nfds++;
+			}
+			now = mono_now();
+			wake = db_connected(&db) ? next_fetch : db.next_attempt;
+			if (poll(fds, (nfds_t) nfds, ms_until(wake, now)) < 0 && errno != EINTR)
+				usleep(100000);
+			if (db_socket(&db) >= 0)
+				db_consume(&db);
+		}
+	}
+	free(stage);
+	db_close(&db);
+	return rc;
+}
+
+/* ------------------------------------------------------------------ graph */
+
+static void
+graph_usage(FILE *f)
+{
+	fprintf(f,
+			"Usage: pipelinectl graph PIPELINE_TASK_ID [OPTION]...\n"
+			"Print a picture of a run: stages, tasks and their stages as colours.\n"
+			"\n"
+			"      --format FORMAT       mermaid (default) or dot\n"
+			"  -d, --dbname CONNINFO     database connection string (default: PG* environment)\n"
+			"  -h, --help                show this help\n");
+}
+
+int
+cmd_graph(int argc, char **argv, const char *conninfo)
+{
+	static const struct option opts[] = {
+		{"format", required_argument, NULL, 'F'},
+		{"dbname", required_argument, NULL, 'd'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0}
+	};
+	const char *format = "mermaid";
+	int64_t id;
+	char idstr[24];
+	db_conn db;
+	db_error err;
+	const char *params[2];
+	PGresult *res;
+	int c, rc = 0;
+
+	optind = 1;
+	opterr = 1;
+	while ((c = getopt_long(argc, argv, "d:h", opts, NULL)) != -1)
+	{
+		switch (c)
+		{
+			case 'F':
+				format = optarg;
+				break;
+			case 'd':
+				conninfo = optarg;
+				break;
+			case 'h':
+				graph_usage(stdout);
+				return 0;
+			default:
+				graph_usage(stderr);
+				return EXIT_USAGE;
+		}
+	}
+	if (strcmp(format, "mermaid") != 0 && strcmp(format, "dot") != 0)
+	{
+		fprintf(stderr, "pipelinectl graph: --format must be mermaid or dot\n");
+		return EXIT_USAGE;
+	}
+	if (optind != argc - 1 || !parse_positive_id(argv[optind], &id))
+	{
+		if (optind >= argc)
+			fprintf(stderr, "pipelinectl graph: missing PIPELINE_TASK_ID\n");
+		else if (optind < argc - 1)
+			fprintf(stderr, "pipelinectl graph: unexpected argument \"%s\"\n", argv[optind + 1]);
+		else
+			fprintf(stderr, "pipelinectl graph: \"%s\" is not a pipeline task id\n", argv[optind]);
+		graph_usage(stderr);
+		return EXIT_USAGE;
+	}
+	snprintf(idstr, sizeof(idstr), "%lld", (long long) id);
+
+	log_init("graph");
+	log_set_min_level(LOG_WARN);
+	db_init(&db, conninfo, NULL);
+	if (!db_connect(&db, &err))
+	{
+		fprintf(stderr, "pipelinectl graph: cannot connect to the database: %s\n", err.message);
+		db_close(&db);
+		return EXIT_USAGE;
+	}
+	params[0] = idstr;
+	params[1] = format;
+	res = db_query(&db, "SELECT pipeline.graph($1::bigint, $2::text)", 2, params, &err);
+	if (!res)
+	{
+		fprintf(stderr, "pipelinectl graph: %s\n", err.message);
+		rc = 1;
+	}
+	else
+	{
+		const char *g = PQntuples(res) > 0 ? db_value(res, 0, 0) : NULL;
+
+		if (!g)
+		{
+			fprintf(stderr, "pipelinectl graph: pipeline task %s not found\n", idstr);
+			rc = 1;
+		}
+		else
+		{
+			size_t n = strlen(g);
+
+			fwrite(g, 1, n, stdout);
+			if (n == 0 || g[n - 1] != '\n')
+				fputc('\n', stdout);
+			if (fflush(stdout) != 0)
+				rc = 1;
+		}
+		PQclear(res);
+	}
+	db_close(&db);
+	return rc;
+}
