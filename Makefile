@@ -23,7 +23,7 @@ OBJS = \
 
 DATA = pipeline--$(EXTVERSION).sql
 
-REGRESS = init definitions runs status advance claim events cancel params
+REGRESS = init definitions runs status advance claim events cancel params gates retry reap hooks retention logs_graph privileges
 REGRESS_OPTS = --load-extension=pipeline
 
 ISOLATION = fan_in claim_race cancel_vs_complete retry_vs_late_update reap_vs_final_report hook_claim_race

@@ -543,6 +543,10 @@ BEGIN
 END
 $fn$;
 
+-- Constant-time comparison of two SHA-256 digests (used by the status update).
+CREATE FUNCTION digest_ok(stored bytea, presented bytea) RETURNS boolean
+    AS 'MODULE_PATHNAME', 'pl_digest_ok' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+
 -- Masks the values of the named params: {"A":"x","B":"y"} with {B} -> {"A":"x","B":"******"}.
 -- A run param scoped to one task ("stage.task.B") is masked when B is.
 CREATE FUNCTION mask_params(params jsonb, sensitive text[]) RETURNS jsonb
@@ -646,7 +650,7 @@ DECLARE
 BEGIN
     FOR f IN SELECT p.oid::regprocedure FROM pg_proc p
               WHERE p.pronamespace = 'pipeline'::regnamespace
-                AND p.proname NOT IN ('mask_params', 'redact_run', 'redact_job')
+                AND p.proname NOT IN ('mask_params', 'redact_run', 'redact_job', 'digest_ok')
     LOOP
         EXECUTE format('ALTER FUNCTION %s SECURITY DEFINER SET search_path = pg_catalog, pg_temp', f);
     END LOOP;

@@ -26,7 +26,7 @@ Datum
 pl_claim_job_tasks(PG_FUNCTION_ARGS)
 {
 	static PlStmt pick = {
-		"SELECT id FROM pipeline.job_task"
+		"SELECT id, pipeline_task_id FROM pipeline.job_task"
 		" WHERE stage = 'scheduling' AND labels <@ $1"
 		"   AND (retry_at IS NULL OR retry_at <= now())"
 		" ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED",
@@ -50,6 +50,7 @@ pl_claim_job_tasks(PG_FUNCTION_ARGS)
 	Jsonb	   *labels;
 	int			n;
 	int64	   *ids;
+	int64	   *runs;
 	Datum		v[4];
 	MemoryContext outer;
 
@@ -81,12 +82,16 @@ pl_claim_job_tasks(PG_FUNCTION_ARGS)
 	pl_exec(&pick, v, NULL, 0);
 	n = (int) SPI_processed;
 	ids = palloc(sizeof(int64) * (n + 1));
+	runs = palloc(sizeof(int64) * (n + 1));
 	for (int i = 0; i < n; i++)
+	{
 		ids[i] = pl_col_int64(i, 1);
+		runs[i] = pl_col_int64(i, 2);
+	}
 
 	for (int i = 0; i < n; i++)
 	{
-		char	   *token = pl_token_new();
+		char	   *token = pl_token_new(runs[i]);
 		Datum		values[6];
 		bool		nulls[6] = {false, false, false, false, false, false};
 		bool		isnull;

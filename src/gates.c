@@ -62,7 +62,8 @@ run_of_task(int64 id)
 /*
  * A failed task that has retries left goes back to scheduling after a
  * backoff of pipeline.retry_backoff * 2^(attempt-1) seconds (capped at one
- * hour), attempt + 1, token revoked.  Returns true if it did.  Caller holds
+ * hour), attempt + 1, token revoked -- while its run is active: a canceled
+ * or failed run starts nothing new.  Returns true if it did.  Caller holds
  * the row lock and has already written the failed state and its event.
  */
 bool
@@ -76,13 +77,15 @@ pl_retry_if_left(int64 id, int64 pipeline_task_id)
 		"  updated_at = now()"
 		" WHERE id = $1 AND stage = 'failed'"
 		"   AND attempt <= COALESCE((job->>'retries')::int, 0)"
+		"   AND (SELECT p.stage FROM pipeline.pipeline_task p WHERE p.id = $3) = 'active'"
 		" RETURNING attempt",
-		2, {INT8OID, INT4OID}
+		3, {INT8OID, INT4OID, INT8OID}
 	};
-	Datum		v[2];
+	Datum		v[3];
 
 	v[0] = Int64GetDatum(id);
 	v[1] = Int32GetDatum(pl_retry_backoff);
+	v[2] = Int64GetDatum(pipeline_task_id);
 	pl_exec(&q, v, NULL, 1);
 	if (SPI_processed == 0)
 		return false;

@@ -14,6 +14,8 @@
 PG_MODULE_MAGIC;
 
 int			pl_heartbeat_timeout = 300;
+static int	pl_hook_max_attempts = 5;
+static int	pl_hook_backoff = 10;
 bool		pl_notify = true;
 
 void		_PG_init(void);
@@ -37,6 +39,24 @@ _PG_init(void)
 							10, 0, 3600,
 							PGC_USERSET,
 							GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	/* read by complete_hook_delivery() (SQL) with current_setting() */
+	DefineCustomIntVariable("pipeline.hook_max_attempts",
+							"Attempts before a hook delivery is marked failed.",
+							NULL,
+							&pl_hook_max_attempts,
+							5, 1, 100,
+							PGC_USERSET,
+							0,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("pipeline.hook_backoff",
+							"Seconds before the second attempt of a failed hook delivery.",
+							"Each further attempt waits twice as long, at most one hour.",
+							&pl_hook_backoff,
+							10, 0, 3600,
+							PGC_USERSET,
+							0,			/* plain seconds: read as an integer by SQL */
 							NULL, NULL, NULL);
 
 	DefineCustomBoolVariable("pipeline.notify",

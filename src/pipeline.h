@@ -96,9 +96,11 @@ extern void pl_json_kv_int(StringInfo buf, bool *first, const char *key, int64 v
 extern void pl_json_kv_bool(StringInfo buf, bool *first, const char *key, bool val);
 
 /* ---- tokens (token.c) ---- */
-#define PL_TOKEN_BYTES 24
+#define PL_TOKEN_RANDOM_BYTES 16
+#define PL_TOKEN_LEN (16 + 2 * PL_TOKEN_RANDOM_BYTES)	/* 48 hex digits */
 #define PL_DIGEST_BYTES 32
-extern char *pl_token_new(void);	/* palloc'd hex string */
+extern char *pl_token_new(int64 pipeline_task_id);	/* palloc'd hex string */
+extern int64 pl_token_run(const char *token);
 extern bytea *pl_token_digest(const char *token);
 extern bool pl_token_matches(const char *token, bytea *digest);
 

@@ -51,12 +51,14 @@ pl_reject_token(int64 id)
 }
 
 /*
- * Validate runtime envs: an object whose values are strings.  Returns the
- * part to merge into the run (names starting with an upper-case letter or
- * '_') as JSON text, or NULL if there is none.
+ * Validate runtime envs: an object whose values are strings, named like
+ * params.  Returns the part to merge into the run (names starting with an
+ * upper-case letter or '_') as JSON text, or NULL if there is none.  A
+ * problem is returned in *problem (nothing is raised here, so the caller can
+ * first check that the caller holds the task).
  */
 static char *
-check_runtime_envs(int64 id, Jsonb *envs)
+check_runtime_envs(Jsonb *envs, char **problem)
 {
 	JsonbIterator *it;
 	JsonbValue	k,
@@ -65,12 +67,14 @@ check_runtime_envs(int64 id, Jsonb *envs)
 	StringInfoData run;
 	bool		first = true;
 
+	*problem = NULL;
 	if (envs == NULL)
 		return NULL;
 	if (!pl_jb_is_object(envs))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("job task " INT64_FORMAT ": runtime_envs must be a JSON object", id)));
+	{
+		*problem = pstrdup("runtime_envs must be a JSON object");
+		return NULL;
+	}
 	initStringInfo(&run);
 	appendStringInfoChar(&run, '{');
 	it = JsonbIteratorInit(&envs->root);
@@ -83,14 +87,15 @@ check_runtime_envs(int64 id, Jsonb *envs)
 		name = pnstrdup(k.val.string.val, k.val.string.len);
 		tok = JsonbIteratorNext(&it, &v, true);
 		if (v.type != jbvString)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("job task " INT64_FORMAT ": runtime_envs.%s must be a string", id, name)));
+		{
+			*problem = psprintf("runtime_envs.%s must be a string", name);
+			return NULL;
+		}
 		if (!pl_valid_param_name(name))
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("job task " INT64_FORMAT ": runtime_envs: \"%s\" is not a valid name", id, name),
-					 errdetail("Names are letters, digits and _, not starting with a digit.")));
+		{
+			*problem = psprintf("runtime_envs: \"%s\" is not a valid name", name);
+			return NULL;
+		}
 		if ((name[0] >= 'A' && name[0] <= 'Z') || name[0] == '_')
 			pl_json_kv_str(&run, &first, name, pnstrdup(v.val.string.val, v.val.string.len));
 	}
@@ -207,78 +212,126 @@ require_read_committed(const char *fn)
 }
 
 /*
+ * Why would this report be refused?  The cold path, run only when the fused
+ * statement below changed nothing, or when an argument is bad (a caller
+ * must hold the task before it learns what is wrong with its arguments).
+ * Raises P0002, 28000 (counted) or 55000; returns if none applies.
+ */
+static void
+diagnose_refusal(int64 id, const char *token, bool force_update)
+{
+	static PlStmt q = {
+		"SELECT stage, token_digest FROM pipeline.job_task WHERE id = $1 FOR UPDATE",
+		1, {INT8OID}
+	};
+	Datum		v[1];
+	bool		isnull;
+	PlStage		stage;
+	bytea	   *digest;
+
+	v[0] = Int64GetDatum(id);
+	pl_exec(&q, v, NULL, 1);
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_NO_DATA_FOUND),
+				 errmsg("job task " INT64_FORMAT " does not exist", id)));
+	stage = pl_col_stage(0, 1);
+	digest = (bytea *) DatumGetPointer(pl_col(0, 2, &isnull));
+	if (isnull || !pl_token_matches(token, digest))
+		pl_reject_token(id);
+	if (pl_stage_complete(stage) && !force_update)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("job task " INT64_FORMAT " is already %s", id, pl_stage_names[stage]),
+				 errhint("Pass force_update_status => true to change a finished task.")));
+}
+
+/*
  * update_job_task_status(id, stage, update_token, message, detail,
  *                        runtime_envs, extension, force_update_status,
  *                        force_trigger_pipeline) RETURNS pipeline.job_task
+ *
+ * Hot path: one statement locks the row, checks the token (constant-time,
+ * pipeline.digest_ok) and the state, applies the report, writes the event and
+ * returns what the caller and the advancing need.  If it changes nothing,
+ * diagnose_refusal() says why.  A report that may advance the run first takes
+ * A(P) on the run named in its token (see advance.c); a forged token names
+ * some run, takes a harmless shared lock on it and is then refused.
  */
 PG_FUNCTION_INFO_V1(pl_update_job_task_status);
 Datum
 pl_update_job_task_status(PG_FUNCTION_ARGS)
 {
-	static PlStmt run_of = {
-		"SELECT pipeline_task_id FROM pipeline.job_task WHERE id = $1", 1, {INT8OID}
-	};
-	static PlStmt lock_q = {
-		"SELECT stage, token_digest, pipeline_task_id, stage_index,"
-		"  COALESCE((confirm->>'enable')::boolean, false) AND NOT (gate_result ? 'confirm'),"
-		"  attempt <= COALESCE((job->>'retries')::int, 0)"
-		" FROM pipeline.job_task WHERE id = $1 FOR UPDATE",
-		1, {INT8OID}
-	};
 	/*
-	 * Apply, write the event and read back what the caller gets, in one
-	 * statement: the hot path pays one executor start-up instead of four.
-	 * $8 = old stage, $9 = write an event.
+	 * $1 id, $2 stage, $3 message, $4 detail, $5 extension, $6 runtime envs,
+	 * $7 digest of the presented token, $8 force_update_status
 	 */
 	static PlStmt upd = {
-		"WITH u AS ("
-		" UPDATE pipeline.job_task SET"
-		"  stage = $2::pipeline.task_stage,"
-		"  message = COALESCE($3, message),"
-		"  detail = COALESCE($4, detail),"
-		"  extension = extension || COALESCE($5, '{}'),"
-		"  runtime_envs = runtime_envs || COALESCE($6, '{}'),"
-		"  start_at = CASE WHEN $2 = 'active' THEN COALESCE(start_at, now()) ELSE start_at END,"
-		"  end_at = CASE WHEN $2::pipeline.task_stage >= 'canceled' THEN COALESCE(end_at, now())"
-		"           ELSE NULL END,"
-		"  gate = CASE WHEN $7 THEN 'confirm'"
-		"              WHEN $2::pipeline.task_stage < 'canceled' THEN gate ELSE NULL END,"
+		"WITH o AS ("
+		" SELECT t.id, t.stage AS old_stage, t.token_digest,"
+		"  CASE WHEN t.stage = 'canceling' AND $2::pipeline.task_stage < 'canceled' AND NOT $8"
+		"       THEN 'canceling'::pipeline.task_stage ELSE $2::pipeline.task_stage END AS ns,"
+		"  COALESCE((t.confirm->>'enable')::boolean, false) AND NOT (t.gate_result ? 'confirm')"
+		"    AS confirm_pending,"
+		"  t.attempt <= COALESCE((t.job->>'retries')::int, 0) AND t.pipeline_task_id IS NOT NULL"
+		"  AND (SELECT p.stage FROM pipeline.pipeline_task p WHERE p.id = t.pipeline_task_id) = 'active'"
+		"    AS retries_left"
+		" FROM pipeline.job_task t WHERE t.id = $1 FOR UPDATE),"
+		" k AS ("
+		" SELECT o.id, o.old_stage, o.ns,"
+		"  (o.ns = 'failed' AND o.retries_left AND NOT $8) AS will_retry,"
+		"  (o.confirm_pending AND o.ns > 'canceled'"
+		"   AND NOT (o.ns = 'failed' AND o.retries_left AND NOT $8)) AS gate_now"
+		" FROM o"
+		" WHERE pipeline.digest_ok(o.token_digest, $7) AND (o.old_stage < 'canceled' OR $8)),"
+		" u AS ("
+		" UPDATE pipeline.job_task t SET"
+		"  stage = k.ns,"
+		"  message = COALESCE($3, t.message),"
+		"  detail = COALESCE($4, t.detail),"
+		"  extension = t.extension || COALESCE($5, '{}'),"
+		"  runtime_envs = t.runtime_envs || COALESCE($6, '{}'),"
+		"  start_at = CASE WHEN k.ns = 'active' THEN COALESCE(t.start_at, now()) ELSE t.start_at END,"
+		"  end_at = CASE WHEN k.ns >= 'canceled' THEN COALESCE(t.end_at, now()) ELSE NULL END,"
+		"  gate = CASE WHEN k.gate_now THEN 'confirm' WHEN k.ns < 'canceled' THEN t.gate ELSE NULL END,"
 		"  heartbeat_at = now(), updated_at = now(),"
-		"  token_digest = CASE WHEN $2::pipeline.task_stage <= 'scheduling' THEN NULL"
-		"                      ELSE token_digest END"
-		" WHERE id = $1"
-		" RETURNING *),"
+		"  token_digest = CASE WHEN k.ns <= 'scheduling' THEN NULL ELSE t.token_digest END"
+		" FROM k WHERE t.id = k.id"
+		" RETURNING t AS r, k.old_stage, k.will_retry, k.gate_now),"
 		" e AS ("
 		" INSERT INTO pipeline.event (kind, object_id, pipeline_task_id, old_stage, new_stage, payload)"
-		" SELECT 'job_task', u.id, u.pipeline_task_id, $8::pipeline.task_stage, u.stage,"
+		" SELECT 'job_task', (u.r).id, (u.r).pipeline_task_id, u.old_stage, (u.r).stage,"
 		"  pg_catalog.jsonb_build_object("
-		"   'id', u.id, 'pipeline_task_id', u.pipeline_task_id,"
+		"   'id', (u.r).id, 'pipeline_task_id', (u.r).pipeline_task_id,"
 		"   'pipeline_name', (SELECT p.pipeline_name FROM pipeline.pipeline_task p"
-		"                      WHERE p.id = u.pipeline_task_id),"
-		"   'stage_index', u.stage_index, 'stage_name', u.stage_name,"
-		"   'task_index', u.task_index, 'task_name', u.task_name, 'job_name', u.job_name,"
-		"   'stage', u.stage, 'old_stage', $8, 'message', u.message,"
-		"   'attempt', u.attempt, 'runner', u.runner, 'dry_run', u.dry_run,"
-		"   'gate', u.gate, 'gate_result', u.gate_result,"
-		"   'start_at', u.start_at, 'end_at', u.end_at)"
-		"  FROM u WHERE $9"
+		"                      WHERE p.id = (u.r).pipeline_task_id),"
+		"   'stage_index', (u.r).stage_index, 'stage_name', (u.r).stage_name,"
+		"   'task_index', (u.r).task_index, 'task_name', (u.r).task_name,"
+		"   'job_name', (u.r).job_name, 'stage', (u.r).stage, 'old_stage', u.old_stage,"
+		"   'message', (u.r).message, 'attempt', (u.r).attempt, 'runner', (u.r).runner,"
+		"   'dry_run', (u.r).dry_run, 'gate', (u.r).gate, 'gate_result', (u.r).gate_result,"
+		"   'start_at', (u.r).start_at, 'end_at', (u.r).end_at)"
+		"  FROM u WHERE u.old_stage <> (u.r).stage OR u.gate_now"
 		" RETURNING id)"
-		" SELECT (u.*)::pipeline.job_task, pipeline.mask_params(u.params, u.sensitive),"
-		"  pipeline.mask_params(u.runtime_envs, u.sensitive),"
+		" SELECT u.r, pipeline.mask_params((u.r).params, (u.r).sensitive),"
+		"  pipeline.mask_params((u.r).runtime_envs, (u.r).sensitive),"
 		"  (SELECT e.id FROM e),"
-		"  CASE WHEN pg_catalog.jsonb_array_length(u.hooks->'webhooks')"
-		"          + pg_catalog.jsonb_array_length(u.hooks->'im_robot_notify')"
-		"          + pg_catalog.jsonb_array_length(u.hooks->'mention_users') > 0"
-		"       THEN u.hooks END,"
-		"  u.ignore_failed, u.gate IS NOT NULL, u.message"
+		"  CASE WHEN pg_catalog.jsonb_array_length((u.r).hooks->'webhooks')"
+		"          + pg_catalog.jsonb_array_length((u.r).hooks->'im_robot_notify')"
+		"          + pg_catalog.jsonb_array_length((u.r).hooks->'mention_users') > 0"
+		"       THEN (u.r).hooks END,"
+		"  (u.r).ignore_failed, (u.r).gate IS NOT NULL, (u.r).message,"
+		"  u.old_stage, (u.r).stage, u.will_retry, (u.r).pipeline_task_id, (u.r).stage_index"
 		" FROM u",
-		9, {INT8OID, TEXTOID, TEXTOID, JSONBOID, JSONBOID, JSONBOID, BOOLOID, TEXTOID, BOOLOID}
+		8, {INT8OID, TEXTOID, TEXTOID, JSONBOID, JSONBOID, JSONBOID, BYTEAOID, BOOLOID}
 	};
 	static PlStmt merge_run = {
 		"UPDATE pipeline.pipeline_task SET runtime_envs = runtime_envs || $2::jsonb WHERE id = $1",
 		2, {INT8OID, TEXTOID}
 	};
 	int64		id;
+	PlStage		req_stage;
+	PlStage		old_stage;
 	PlStage		new_stage;
 	char	   *token;
 	Jsonb	   *detail = NULL;
@@ -286,21 +339,18 @@ pl_update_job_task_status(PG_FUNCTION_ARGS)
 	Jsonb	   *ext = NULL;
 	bool		force_update;
 	bool		force_trigger;
-	char	   *run_envs;
-	int64		pt = 0;
-	bool		isnull;
-	PlStage		old_stage;
-	bytea	   *digest;
+	char	   *run_envs = NULL;
+	char	   *problem;
+	int64		pt;
+	int64		pt_hint;
 	int			stage_index;
-	bool		confirm_pending;
-	bool		retries_left;
+	bool		isnull;
 	bool		will_retry;
-	bool		gate_now;
 	bool		ignore_failed;
 	bool		gate_waiting;
 	char	   *message;
-	Datum		v[9];
-	bool		n[9];
+	Datum		v[8];
+	bool		n[8];
 	MemoryContext outer;
 	Datum		result;
 
@@ -313,7 +363,7 @@ pl_update_job_task_status(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("job task " INT64_FORMAT ": stage must not be null", id)));
-	new_stage = pl_stage_from_datum(PG_GETARG_DATUM(1));
+	req_stage = pl_stage_from_datum(PG_GETARG_DATUM(1));
 	token = PG_ARGISNULL(2) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(2));
 	if (!PG_ARGISNULL(4))
 		detail = PG_GETARG_JSONB_P(4);
@@ -327,71 +377,32 @@ pl_update_job_task_status(PG_FUNCTION_ARGS)
 
 	outer = pl_spi_connect();
 
-	/*
-	 * 1. locks: A(P) first when this report may advance the run (the run id
-	 * never changes, so it is read unlocked), then the row.
-	 */
-	v[0] = Int64GetDatum(id);
-	if (pl_stage_complete(new_stage) || force_update || force_trigger)
+	/* 1. A(P) when this report may advance the run, before any row lock */
+	pt_hint = pl_token_run(token);
+	if (pt_hint != 0 && (pl_stage_complete(req_stage) || force_update || force_trigger))
 	{
-		pl_exec(&run_of, v, NULL, 1);
-		if (SPI_processed == 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_NO_DATA_FOUND),
-					 errmsg("job task " INT64_FORMAT " does not exist", id)));
-		(void) pl_col(0, 1, &isnull);
-		if (!isnull)
-		{
-			pt = pl_col_int64(0, 1);
-			if (new_stage == PL_CANCELED || force_update)
-				pl_lock_run_exclusive(pt);
-			else
-				pl_lock_run_shared(pt);
-		}
+		if (req_stage == PL_CANCELED || force_update)
+			pl_lock_run_exclusive(pt_hint);
+		else
+			pl_lock_run_shared(pt_hint);
 	}
-	pl_exec(&lock_q, v, NULL, 1);
-	if (SPI_processed == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_NO_DATA_FOUND),
-				 errmsg("job task " INT64_FORMAT " does not exist", id)));
-	old_stage = pl_col_stage(0, 1);
-	pt = pl_col_int64(0, 3);	/* 0 when the task belongs to no run */
-	digest = (bytea *) DatumGetPointer(pl_col(0, 2, &isnull));
-	stage_index = pl_col_int32(0, 4);
-	confirm_pending = pl_col_bool(0, 5);
-	retries_left = pl_col_bool(0, 6);
 
-	/* 2. token */
-	if (isnull || !pl_token_matches(token, digest))
-		pl_reject_token(id);
-
-	/* arguments, checked once the caller is known to hold the task */
-	if (ext && !pl_jb_is_object(ext))
+	/* bad arguments are reported only to the holder of the task */
+	run_envs = check_runtime_envs(envs, &problem);
+	if (problem == NULL && ext && !pl_jb_is_object(ext))
+		problem = pstrdup("extension must be a JSON object");
+	if (problem)
+	{
+		diagnose_refusal(id, token, force_update);
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("job task " INT64_FORMAT ": extension must be a JSON object", id)));
-	run_envs = check_runtime_envs(id, envs);
+				 errmsg("job task " INT64_FORMAT ": %s", id, problem)));
+	}
 
-	/* 3. state */
-	if (pl_stage_complete(old_stage) && !force_update)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("job task " INT64_FORMAT " is already %s", id, pl_stage_names[old_stage]),
-				 errhint("Pass force_update_status => true to change a finished task.")));
-	/*
-	 * A canceling task stays canceling until it is reported finished: a
-	 * runner that reports "active" after the cancel (the race of a claim with
-	 * a cancel) gets the row back, still canceling, and knows to stop.
-	 */
-	if (old_stage == PL_CANCELING && !pl_stage_complete(new_stage) && !force_update)
-		new_stage = PL_CANCELING;
-
-	/* 4. apply, 5. event (same statement) */
-	will_retry = new_stage == PL_FAILED && retries_left && !force_update && pt != 0;
-	gate_now = confirm_pending && pl_stage_complete(new_stage) && new_stage != PL_CANCELED &&
-		!will_retry;
+	/* 2.-5. lock, token, state, apply, event: one statement */
 	memset(n, 0, sizeof(n));
-	v[1] = CStringGetTextDatum(pl_stage_names[new_stage]);
+	v[0] = Int64GetDatum(id);
+	v[1] = CStringGetTextDatum(pl_stage_names[req_stage]);
 	if (PG_ARGISNULL(3))
 		n[2] = true;
 	else
@@ -402,12 +413,17 @@ pl_update_job_task_status(PG_FUNCTION_ARGS)
 	n[4] = (ext == NULL);
 	v[5] = envs ? JsonbPGetDatum(envs) : (Datum) 0;
 	n[5] = (envs == NULL);
-	v[6] = BoolGetDatum(gate_now);
-	v[7] = CStringGetTextDatum(pl_stage_names[old_stage]);
-	v[8] = BoolGetDatum(old_stage != new_stage || gate_now);
+	if (token)
+		v[6] = PointerGetDatum(pl_token_digest(token));
+	else
+		n[6] = true;
+	v[7] = BoolGetDatum(force_update);
 	pl_exec(&upd, v, n, 1);
 	if (SPI_processed != 1)
-		elog(ERROR, "job task " INT64_FORMAT " vanished while being updated", id);
+	{
+		diagnose_refusal(id, token, force_update);
+		elog(ERROR, "job task " INT64_FORMAT ": update changed nothing", id);
+	}
 
 	/* the row the caller gets: digest removed, params masked */
 	{
@@ -424,24 +440,23 @@ pl_update_job_task_status(PG_FUNCTION_ARGS)
 		MemoryContextSwitchTo(old);
 		ReleaseTupleDesc(desc);
 	}
+	ignore_failed = pl_col_bool(0, 6);
+	gate_waiting = pl_col_bool(0, 7);
+	message = pl_col_text(0, 8);
+	old_stage = pl_col_stage(0, 9);
+	new_stage = pl_col_stage(0, 10);
+	will_retry = pl_col_bool(0, 11);
+	pt = pl_col_int64(0, 12);	/* 0 when the task belongs to no run */
+	stage_index = pl_col_int32(0, 13);
 	(void) pl_col(0, 4, &isnull);
 	if (!isnull)
 	{
 		int64		event_id = pl_col_int64(0, 4);
 		Jsonb	   *hooks = pl_col_jsonb(0, 5);
 
-		ignore_failed = pl_col_bool(0, 6);
-		gate_waiting = pl_col_bool(0, 7);
-		message = pl_col_text(0, 8);
 		pl_notify_event(event_id);
 		if (hooks)
 			pl_write_deliveries(event_id, pt, id, hooks, new_stage);
-	}
-	else
-	{
-		ignore_failed = pl_col_bool(0, 6);
-		gate_waiting = pl_col_bool(0, 7);
-		message = pl_col_text(0, 8);
 	}
 
 	if (run_envs && pt != 0)
@@ -455,10 +470,7 @@ pl_update_job_task_status(PG_FUNCTION_ARGS)
 
 	/* 6. advance, unless an automatic retry takes the task back */
 	if (will_retry && old_stage != new_stage && pl_retry_if_left(id, pt))
-	{
-		/* the caller sees the task as it is now: scheduling again */
-		result = pl_job_task_datum(id, outer);
-	}
+		result = pl_job_task_datum(id, outer);	/* scheduling again */
 	else if (pt != 0 && (old_stage != new_stage || force_trigger) &&
 			 (pl_stage_complete(new_stage) || force_trigger))
 		pl_advance_after_known(id, pt, stage_index, new_stage, force_trigger,
