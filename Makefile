@@ -19,7 +19,8 @@ OBJS = \
 	src/advance.o \
 	src/status.o \
 	src/claim.o \
-	src/gates.o
+	src/gates.o \
+	src/notifier.o
 
 DATA = pipeline--$(EXTVERSION).sql
 

@@ -42,10 +42,18 @@ pl_notify_event(int64 event_id)
 {
 	char		idbuf[32];
 
-	if (!pl_notify)
-		return;
-	snprintf(idbuf, sizeof(idbuf), INT64_FORMAT, event_id);
-	Async_Notify("pipeline_events", idbuf);
+	switch ((PlNotifyMode) pl_notify)
+	{
+		case PL_NOTIFY_IMMEDIATE:
+			snprintf(idbuf, sizeof(idbuf), INT64_FORMAT, event_id);
+			Async_Notify("pipeline_events", idbuf);
+			break;
+		case PL_NOTIFY_COALESCED:
+			pl_notifier_ensure(event_id);
+			break;
+		case PL_NOTIFY_OFF:
+			break;
+	}
 }
 
 /*

@@ -8,6 +8,7 @@
 
 #include "fmgr.h"
 #include "utils/guc.h"
+#include "utils/guc_tables.h"
 
 #include "pipeline.h"
 
@@ -16,7 +17,17 @@ PG_MODULE_MAGIC;
 int			pl_heartbeat_timeout = 300;
 static int	pl_hook_max_attempts = 5;
 static int	pl_hook_backoff = 10;
-bool		pl_notify = true;
+int			pl_notify = PL_NOTIFY_IMMEDIATE;
+
+static const struct config_enum_entry notify_options[] = {
+	{"immediate", PL_NOTIFY_IMMEDIATE, false},
+	{"coalesced", PL_NOTIFY_COALESCED, false},
+	{"off", PL_NOTIFY_OFF, false},
+	{"on", PL_NOTIFY_IMMEDIATE, true},
+	{"true", PL_NOTIFY_IMMEDIATE, true},
+	{"false", PL_NOTIFY_OFF, true},
+	{NULL, 0, false}
+};
 
 void		_PG_init(void);
 
@@ -59,14 +70,25 @@ _PG_init(void)
 							0,			/* plain seconds: read as an integer by SQL */
 							NULL, NULL, NULL);
 
-	DefineCustomBoolVariable("pipeline.notify",
-							 "Send NOTIFY pipeline_events for every event.",
-							 "Off: events are still written; listeners must poll events_since().",
+	DefineCustomEnumVariable("pipeline.notify",
+							 "How events wake up LISTENers on pipeline_events.",
+							 "immediate: a NOTIFY in every changing transaction; coalesced: a "
+							 "background worker sends one NOTIFY per pipeline.notify_interval with "
+							 "the newest event id; off: none (listeners poll events_since()).",
 							 &pl_notify,
-							 true,
+							 PL_NOTIFY_IMMEDIATE,
+							 notify_options,
 							 PGC_USERSET,
 							 0,
 							 NULL, NULL, NULL);
+	DefineCustomIntVariable("pipeline.notify_interval",
+							"Milliseconds between the coalesced notifier's looks at new events.",
+							NULL,
+							&pl_notify_interval,
+							10, 1, 10000,
+							PGC_SUSET,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("pipeline");
 }

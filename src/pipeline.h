@@ -52,7 +52,14 @@ extern PlStage pl_stage_from_datum(Datum d);	/* enum value -> PlStage */
 /* ---- GUCs (pipeline.c) ---- */
 extern int	pl_heartbeat_timeout;	/* seconds, 0 = off */
 extern int	pl_retry_backoff;	/* seconds, first automatic retry delay */
-extern bool pl_notify;			/* NOTIFY pipeline_events for each event */
+typedef enum PlNotifyMode
+{
+	PL_NOTIFY_IMMEDIATE,
+	PL_NOTIFY_COALESCED,
+	PL_NOTIFY_OFF
+} PlNotifyMode;
+extern int	pl_notify;			/* PlNotifyMode */
+extern int	pl_notify_interval; /* ms, coalesced mode */
 
 /* ---- SPI helpers (util.c) ---- */
 
@@ -114,6 +121,7 @@ extern int64 pl_event_job_task(int64 job_task_id, int64 pipeline_task_id,
 extern int64 pl_event_pipeline_task(int64 pipeline_task_id,
 									int old_stage, PlStage new_stage);
 extern void pl_notify_event(int64 event_id);
+extern void pl_notifier_ensure(int64 event_id);	/* notifier.c */
 extern void pl_write_deliveries(int64 event_id, int64 pipeline_task_id, int64 job_task_id,
 								Jsonb *hooks, PlStage new_stage);
 
