@@ -32,16 +32,37 @@ pl_claim_job_tasks(PG_FUNCTION_ARGS)
 		" ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED",
 		2, {JSONBOID, INT4OID}
 	};
+	/* claim one task and write its event, in one statement */
 	static PlStmt take = {
-		"UPDATE pipeline.job_task t SET stage = 'creating', runner = $2, token_digest = $3,"
+		"WITH u AS ("
+		" UPDATE pipeline.job_task t SET stage = 'creating', runner = $2, token_digest = $3,"
 		"  claimed_at = now(), heartbeat_at = now(), updated_at = now(), retry_at = NULL"
-		" FROM pipeline.pipeline_task p"
-		" WHERE t.id = $1 AND p.id = t.pipeline_task_id"
-		" RETURNING t.pipeline_task_id, t.job,"
-		"  t.params || p.runtime_envs || pg_catalog.jsonb_build_object("
-		"    'JOB_TASK_ID', t.id::text, 'PIPELINE_TASK_ID', t.pipeline_task_id::text,"
+		" WHERE t.id = $1 RETURNING t.*),"
+		" p AS (SELECT p.pipeline_name, p.runtime_envs FROM pipeline.pipeline_task p, u"
+		"        WHERE p.id = u.pipeline_task_id),"
+		" e AS ("
+		" INSERT INTO pipeline.event (kind, object_id, pipeline_task_id, old_stage, new_stage, payload)"
+		" SELECT 'job_task', u.id, u.pipeline_task_id, 'scheduling', u.stage,"
+		"  pg_catalog.jsonb_build_object("
+		"   'id', u.id, 'pipeline_task_id', u.pipeline_task_id,"
+		"   'pipeline_name', (SELECT p.pipeline_name FROM p),"
+		"   'stage_index', u.stage_index, 'stage_name', u.stage_name,"
+		"   'task_index', u.task_index, 'task_name', u.task_name, 'job_name', u.job_name,"
+		"   'stage', u.stage, 'old_stage', 'scheduling', 'message', u.message,"
+		"   'attempt', u.attempt, 'runner', u.runner, 'dry_run', u.dry_run,"
+		"   'gate', u.gate, 'gate_result', u.gate_result,"
+		"   'start_at', u.start_at, 'end_at', u.end_at)"
+		"  FROM u RETURNING id)"
+		" SELECT u.pipeline_task_id, u.job,"
+		"  u.params || COALESCE((SELECT p.runtime_envs FROM p), '{}') || pg_catalog.jsonb_build_object("
+		"    'JOB_TASK_ID', u.id::text, 'PIPELINE_TASK_ID', u.pipeline_task_id::text,"
 		"    'JOB_TASK_UPDATE_TOKEN', $4::text),"
-		"  t.dry_run",
+		"  u.dry_run, (SELECT e.id FROM e),"
+		"  CASE WHEN pg_catalog.jsonb_array_length(u.hooks->'webhooks')"
+		"          + pg_catalog.jsonb_array_length(u.hooks->'im_robot_notify')"
+		"          + pg_catalog.jsonb_array_length(u.hooks->'mention_users') > 0"
+		"       THEN u.hooks END"
+		" FROM u",
 		4, {INT8OID, TEXTOID, BYTEAOID, TEXTOID}
 	};
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
@@ -117,7 +138,14 @@ pl_claim_job_tasks(PG_FUNCTION_ARGS)
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 		MemoryContextSwitchTo(old);
 
-		pl_event_job_task(ids[i], pt, PL_SCHEDULING, PL_CREATING);
+		{
+			int64		event_id = pl_col_int64(0, 5);
+			Jsonb	   *hooks = pl_col_jsonb(0, 6);
+
+			pl_notify_event(event_id);
+			if (hooks)
+				pl_write_deliveries(event_id, pt, ids[i], hooks, PL_CREATING);
+		}
 	}
 	pl_spi_finish();
 	return (Datum) 0;
