@@ -153,25 +153,61 @@ void
 pl_set_job_task_stage(int64 id, int64 pipeline_task_id, PlStage old_stage,
 					  PlStage new_stage, const char *message)
 {
+	/* the change and its event in one statement ($4: the old stage) */
 	static PlStmt upd = {
-		"UPDATE pipeline.job_task SET stage = $2::pipeline.task_stage,"
-		" message = COALESCE($3, message), updated_at = now(),"
-		" gate = CASE WHEN $2::pipeline.task_stage >= 'canceled' THEN NULL ELSE gate END,"
-		" start_at = CASE WHEN $2 = 'active' THEN COALESCE(start_at, now()) ELSE start_at END,"
-		" end_at = CASE WHEN $2::pipeline.task_stage >= 'canceled' THEN COALESCE(end_at, now())"
-		"          ELSE end_at END"
-		" WHERE id = $1",
-		3, {INT8OID, TEXTOID, TEXTOID}
+		"WITH u AS ("
+		" UPDATE pipeline.job_task SET stage = $2::pipeline.task_stage,"
+		"  message = COALESCE($3, message), updated_at = now(),"
+		"  gate = CASE WHEN $2::pipeline.task_stage >= 'canceled' THEN NULL ELSE gate END,"
+		"  start_at = CASE WHEN $2 = 'active' THEN COALESCE(start_at, now()) ELSE start_at END,"
+		"  end_at = CASE WHEN $2::pipeline.task_stage >= 'canceled' THEN COALESCE(end_at, now())"
+		"           ELSE end_at END"
+		" WHERE id = $1 RETURNING *),"
+		" e AS ("
+		" INSERT INTO pipeline.event (kind, object_id, pipeline_task_id, old_stage, new_stage, payload)"
+		" SELECT 'job_task', u.id, u.pipeline_task_id, $4::pipeline.task_stage, u.stage,"
+		"  pg_catalog.jsonb_build_object("
+		"   'id', u.id, 'pipeline_task_id', u.pipeline_task_id,"
+		"   'pipeline_name', (SELECT p.pipeline_name FROM pipeline.pipeline_task p"
+		"                      WHERE p.id = u.pipeline_task_id),"
+		"   'stage_index', u.stage_index, 'stage_name', u.stage_name,"
+		"   'task_index', u.task_index, 'task_name', u.task_name, 'job_name', u.job_name,"
+		"   'stage', u.stage, 'old_stage', $4, 'message', u.message,"
+		"   'attempt', u.attempt, 'runner', u.runner, 'dry_run', u.dry_run,"
+		"   'gate', u.gate, 'gate_result', u.gate_result,"
+		"   'start_at', u.start_at, 'end_at', u.end_at)"
+		"  FROM u WHERE u.stage <> $4::pipeline.task_stage"
+		" RETURNING id)"
+		" SELECT (SELECT e.id FROM e),"
+		"  CASE WHEN pg_catalog.jsonb_array_length(u.hooks->'webhooks')"
+		"          + pg_catalog.jsonb_array_length(u.hooks->'im_robot_notify')"
+		"          + pg_catalog.jsonb_array_length(u.hooks->'mention_users') > 0"
+		"       THEN u.hooks END"
+		" FROM u",
+		4, {INT8OID, TEXTOID, TEXTOID, TEXTOID}
 	};
-	Datum		v[3];
-	bool		n[3] = {false, false, message == NULL};
+	Datum		v[4];
+	bool		n[4] = {false, false, message == NULL, false};
+	bool		isnull;
 
 	v[0] = Int64GetDatum(id);
 	v[1] = CStringGetTextDatum(pl_stage_names[new_stage]);
 	v[2] = message ? CStringGetTextDatum(message) : (Datum) 0;
-	pl_exec(&upd, v, n, 0);
-	if (old_stage != new_stage)
-		pl_event_job_task(id, pipeline_task_id, old_stage, new_stage);
+	v[3] = CStringGetTextDatum(pl_stage_names[old_stage]);
+	pl_exec(&upd, v, n, 1);
+	if (SPI_processed == 1)
+	{
+		(void) pl_col(0, 1, &isnull);
+		if (!isnull)
+		{
+			int64		event_id = pl_col_int64(0, 1);
+			Jsonb	   *hooks = pl_col_jsonb(0, 2);
+
+			pl_notify_event(event_id);
+			if (hooks)
+				pl_write_deliveries(event_id, pipeline_task_id, id, hooks, new_stage);
+		}
+	}
 }
 
 /* Open an audit gate on a pending task: it stays pending, gate = 'audit'. */
