@@ -600,12 +600,28 @@ SELECT p.id, p.pipeline_name, p.pipeline_version, p.stage, p.message,
                                           AND t.stage >= 'canceled' AND t.gate IS NULL) AS tasks_done
   FROM pipeline_task p;
 
+-- A hook target as people may see it: the secret, header values (think
+-- Authorization) and the URL's query string (robot access tokens) masked.
+CREATE FUNCTION redact_target(target jsonb) RETURNS jsonb
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    RETURN target
+        OPERATOR(pg_catalog.||) CASE WHEN target OPERATOR(pg_catalog.->>) 'secret' IS NOT NULL
+                THEN '{"secret": "******"}'::jsonb ELSE '{}'::jsonb END
+        OPERATOR(pg_catalog.||) CASE WHEN pg_catalog.jsonb_typeof(target OPERATOR(pg_catalog.->) 'headers') OPERATOR(pg_catalog.=) 'object'
+                THEN pg_catalog.jsonb_build_object('headers', COALESCE((
+                    SELECT pg_catalog.jsonb_object_agg(h.key, '******')
+                      FROM pg_catalog.jsonb_each(target OPERATOR(pg_catalog.->) 'headers') AS h), '{}'::jsonb))
+                ELSE '{}'::jsonb END
+        OPERATOR(pg_catalog.||) CASE WHEN (target OPERATOR(pg_catalog.->>) 'url') OPERATOR(pg_catalog.~) '[?]'
+                THEN pg_catalog.jsonb_build_object('url',
+                    pg_catalog.regexp_replace(target OPERATOR(pg_catalog.->>) 'url', '[?].*$', '?******'))
+                ELSE '{}'::jsonb END;
+
 -- Hook deliveries with secrets masked, one row per (event, hook).
 CREATE VIEW deliveries AS
 SELECT d.id, d.event_id, d.pipeline_task_id, d.job_task_id, e.kind AS event_kind,
        e.old_stage, e.new_stage, d.kind,
-       CASE WHEN d.target->>'secret' IS NOT NULL
-            THEN d.target || '{"secret": "******"}' ELSE d.target END AS target,
+       redact_target(d.target) AS target,
        d.status, d.attempts, d.http_code, d.response, d.cost_ms, d.next_attempt_at,
        d.results, d.created_at, d.finished_at
   FROM hook_delivery d JOIN event e ON e.id = d.event_id;
@@ -650,7 +666,7 @@ DECLARE
 BEGIN
     FOR f IN SELECT p.oid::regprocedure FROM pg_proc p
               WHERE p.pronamespace = 'pipeline'::regnamespace
-                AND p.proname NOT IN ('mask_params', 'redact_run', 'redact_job', 'digest_ok')
+                AND p.proname NOT IN ('mask_params', 'redact_run', 'redact_job', 'redact_target', 'digest_ok')
     LOOP
         EXECUTE format('ALTER FUNCTION %s SECURITY DEFINER SET search_path = pg_catalog, pg_temp', f);
     END LOOP;
