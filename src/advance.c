@@ -166,23 +166,10 @@ pl_set_job_task_stage(int64 id, int64 pipeline_task_id, PlStage old_stage,
 		" e AS ("
 		" INSERT INTO pipeline.event (kind, object_id, pipeline_task_id, old_stage, new_stage, payload)"
 		" SELECT 'job_task', u.id, u.pipeline_task_id, $4::pipeline.task_stage, u.stage,"
-		"  pg_catalog.jsonb_build_object("
-		"   'id', u.id, 'pipeline_task_id', u.pipeline_task_id,"
-		"   'pipeline_name', (SELECT p.pipeline_name FROM pipeline.pipeline_task p"
-		"                      WHERE p.id = u.pipeline_task_id),"
-		"   'stage_index', u.stage_index, 'stage_name', u.stage_name,"
-		"   'task_index', u.task_index, 'task_name', u.task_name, 'job_name', u.job_name,"
-		"   'stage', u.stage, 'old_stage', $4, 'message', u.message,"
-		"   'attempt', u.attempt, 'runner', u.runner, 'dry_run', u.dry_run,"
-		"   'gate', u.gate, 'gate_result', u.gate_result,"
-		"   'start_at', u.start_at, 'end_at', u.end_at)"
+		" " PL_TASK_PAYLOAD_SQL("u", "$4")
 		"  FROM u WHERE u.stage <> $4::pipeline.task_stage"
 		" RETURNING id)"
-		" SELECT (SELECT e.id FROM e),"
-		"  CASE WHEN pg_catalog.jsonb_array_length(u.hooks->'webhooks')"
-		"          + pg_catalog.jsonb_array_length(u.hooks->'im_robot_notify')"
-		"          + pg_catalog.jsonb_array_length(u.hooks->'mention_users') > 0"
-		"       THEN u.hooks END"
+		" SELECT (SELECT e.id FROM e), " PL_HOOKS_IF_ANY_SQL("u")
 		" FROM u",
 		4, {INT8OID, TEXTOID, TEXTOID, TEXTOID}
 	};

@@ -38,30 +38,19 @@ pl_claim_job_tasks(PG_FUNCTION_ARGS)
 		" UPDATE pipeline.job_task t SET stage = 'creating', runner = $2, token_digest = $3,"
 		"  claimed_at = now(), heartbeat_at = now(), updated_at = now(), retry_at = NULL"
 		" WHERE t.id = $1 RETURNING t.*),"
-		" p AS (SELECT p.pipeline_name, p.runtime_envs FROM pipeline.pipeline_task p, u"
+		" p AS (SELECT p.runtime_envs FROM pipeline.pipeline_task p, u"
 		"        WHERE p.id = u.pipeline_task_id),"
 		" e AS ("
 		" INSERT INTO pipeline.event (kind, object_id, pipeline_task_id, old_stage, new_stage, payload)"
 		" SELECT 'job_task', u.id, u.pipeline_task_id, 'scheduling', u.stage,"
-		"  pg_catalog.jsonb_build_object("
-		"   'id', u.id, 'pipeline_task_id', u.pipeline_task_id,"
-		"   'pipeline_name', (SELECT p.pipeline_name FROM p),"
-		"   'stage_index', u.stage_index, 'stage_name', u.stage_name,"
-		"   'task_index', u.task_index, 'task_name', u.task_name, 'job_name', u.job_name,"
-		"   'stage', u.stage, 'old_stage', 'scheduling', 'message', u.message,"
-		"   'attempt', u.attempt, 'runner', u.runner, 'dry_run', u.dry_run,"
-		"   'gate', u.gate, 'gate_result', u.gate_result,"
-		"   'start_at', u.start_at, 'end_at', u.end_at)"
+		" " PL_TASK_PAYLOAD_SQL("u", "'scheduling'")
 		"  FROM u RETURNING id)"
 		" SELECT u.pipeline_task_id, u.job,"
 		"  u.params || COALESCE((SELECT p.runtime_envs FROM p), '{}') || pg_catalog.jsonb_build_object("
 		"    'JOB_TASK_ID', u.id::text, 'PIPELINE_TASK_ID', u.pipeline_task_id::text,"
 		"    'JOB_TASK_UPDATE_TOKEN', $4::text),"
 		"  u.dry_run, (SELECT e.id FROM e),"
-		"  CASE WHEN pg_catalog.jsonb_array_length(u.hooks->'webhooks')"
-		"          + pg_catalog.jsonb_array_length(u.hooks->'im_robot_notify')"
-		"          + pg_catalog.jsonb_array_length(u.hooks->'mention_users') > 0"
-		"       THEN u.hooks END"
+		"  " PL_HOOKS_IF_ANY_SQL("u")
 		" FROM u",
 		4, {INT8OID, TEXTOID, BYTEAOID, TEXTOID}
 	};

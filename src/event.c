@@ -144,20 +144,9 @@ pl_event_job_task(int64 job_task_id, int64 pipeline_task_id,
 				  PlStage old_stage, PlStage new_stage)
 {
 	static PlStmt snap = {
-		"SELECT pg_catalog.jsonb_build_object("
-		"  'id', t.id, 'pipeline_task_id', t.pipeline_task_id,"
-		"  'pipeline_name', p.pipeline_name,"
-		"  'stage_index', t.stage_index, 'stage_name', t.stage_name,"
-		"  'task_index', t.task_index, 'task_name', t.task_name, 'job_name', t.job_name,"
-		"  'stage', t.stage, 'old_stage', $2::text, 'message', t.message,"
-		"  'attempt', t.attempt, 'runner', t.runner, 'dry_run', t.dry_run,"
-		"  'gate', t.gate, 'gate_result', t.gate_result,"
-		"  'start_at', t.start_at, 'end_at', t.end_at)::text,"
-		"  CASE WHEN pg_catalog.jsonb_array_length(t.hooks->'webhooks')"
-		"          + pg_catalog.jsonb_array_length(t.hooks->'im_robot_notify')"
-		"          + pg_catalog.jsonb_array_length(t.hooks->'mention_users') > 0"
-		"       THEN t.hooks END"
-		" FROM pipeline.job_task t LEFT JOIN pipeline.pipeline_task p ON p.id = t.pipeline_task_id"
+		"SELECT " PL_TASK_PAYLOAD_SQL("t", "$2::text") "::text,"
+		"  " PL_HOOKS_IF_ANY_SQL("t")
+		" FROM pipeline.job_task t"
 		" WHERE t.id = $1",
 		2, {INT8OID, TEXTOID}
 	};
@@ -192,10 +181,7 @@ pl_event_pipeline_task(int64 pipeline_task_id, int old_stage, PlStage new_stage)
 		"  'labels', p.labels, 'dry_run', p.dry_run,"
 		"  'params', pipeline.mask_params(p.params, p.sensitive),"
 		"  'start_at', p.start_at, 'end_at', p.end_at)::text,"
-		"  CASE WHEN pg_catalog.jsonb_array_length(p.hooks->'webhooks')"
-		"          + pg_catalog.jsonb_array_length(p.hooks->'im_robot_notify')"
-		"          + pg_catalog.jsonb_array_length(p.hooks->'mention_users') > 0"
-		"       THEN p.hooks END"
+		"  " PL_HOOKS_IF_ANY_SQL("p")
 		" FROM pipeline.pipeline_task p WHERE p.id = $1",
 		2, {INT8OID, TEXTOID}
 	};

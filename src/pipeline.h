@@ -116,6 +116,32 @@ extern void pl_lock_run_shared(int64 pipeline_task_id);
 extern void pl_lock_run_exclusive(int64 pipeline_task_id);
 
 /* ---- events (event.c) ---- */
+
+/*
+ * SQL of a job task event's payload, for a row alias T (e.g. "u" or "(u.r)")
+ * and the old stage's SQL expression OLD: a snapshot without params (they may
+ * hold secrets) and without the token digest.  One definition, used by every
+ * statement that writes a job task event, so payloads never differ.
+ */
+#define PL_TASK_PAYLOAD_SQL(T, OLD) \
+	"pg_catalog.jsonb_build_object(" \
+	" 'id', " T ".id, 'pipeline_task_id', " T ".pipeline_task_id," \
+	" 'pipeline_name', (SELECT pp.pipeline_name FROM pipeline.pipeline_task pp" \
+	"                    WHERE pp.id = " T ".pipeline_task_id)," \
+	" 'stage_index', " T ".stage_index, 'stage_name', " T ".stage_name," \
+	" 'task_index', " T ".task_index, 'task_name', " T ".task_name," \
+	" 'job_name', " T ".job_name, 'stage', " T ".stage, 'old_stage', " OLD "," \
+	" 'message', " T ".message, 'attempt', " T ".attempt, 'runner', " T ".runner," \
+	" 'dry_run', " T ".dry_run, 'gate', " T ".gate, 'gate_result', " T ".gate_result," \
+	" 'start_at', " T ".start_at, 'end_at', " T ".end_at)"
+
+/* SQL: the row's hooks if it has any, else NULL (no deliveries to write) */
+#define PL_HOOKS_IF_ANY_SQL(T) \
+	"CASE WHEN pg_catalog.jsonb_array_length(" T ".hooks->'webhooks')" \
+	"        + pg_catalog.jsonb_array_length(" T ".hooks->'im_robot_notify')" \
+	"        + pg_catalog.jsonb_array_length(" T ".hooks->'mention_users') > 0" \
+	"     THEN " T ".hooks END"
+
 extern int64 pl_event_job_task(int64 job_task_id, int64 pipeline_task_id,
 							   PlStage old_stage, PlStage new_stage);
 extern int64 pl_event_pipeline_task(int64 pipeline_task_id,

@@ -158,11 +158,10 @@ static PlStmt redacted_q = {
 	1, {INT8OID}
 };
 
-/* One redacted job task row as a composite Datum allocated in outer. */
-Datum
-pl_job_task_datum(int64 id, MemoryContext outer)
+/* Row `row` of a "SELECT t, masked params, masked envs" result, redacted, in outer. */
+static Datum
+redacted_datum(int row, MemoryContext outer)
 {
-	Datum		v[1];
 	TupleDesc	desc;
 	Datum	   *values;
 	bool	   *nulls;
@@ -170,15 +169,24 @@ pl_job_task_datum(int64 id, MemoryContext outer)
 	MemoryContext old;
 	Datum		result;
 
-	v[0] = Int64GetDatum(id);
-	pl_exec(&redacted_q, v, NULL, 1);
-	redacted_values(0, &desc, &values, &nulls);
+	redacted_values(row, &desc, &values, &nulls);
 	old = MemoryContextSwitchTo(outer);
 	tup = heap_form_tuple(desc, values, nulls);
 	result = HeapTupleGetDatum(tup);
 	MemoryContextSwitchTo(old);
 	ReleaseTupleDesc(desc);
 	return result;
+}
+
+/* One redacted job task row as a composite Datum allocated in outer. */
+Datum
+pl_job_task_datum(int64 id, MemoryContext outer)
+{
+	Datum		v[1];
+
+	v[0] = Int64GetDatum(id);
+	pl_exec(&redacted_q, v, NULL, 1);
+	return redacted_datum(0, outer);
 }
 
 /* Append one redacted job task row to a materialized SRF's tuplestore. */
@@ -301,25 +309,13 @@ pl_update_job_task_status(PG_FUNCTION_ARGS)
 		" e AS ("
 		" INSERT INTO pipeline.event (kind, object_id, pipeline_task_id, old_stage, new_stage, payload)"
 		" SELECT 'job_task', (u.r).id, (u.r).pipeline_task_id, u.old_stage, (u.r).stage,"
-		"  pg_catalog.jsonb_build_object("
-		"   'id', (u.r).id, 'pipeline_task_id', (u.r).pipeline_task_id,"
-		"   'pipeline_name', (SELECT p.pipeline_name FROM pipeline.pipeline_task p"
-		"                      WHERE p.id = (u.r).pipeline_task_id),"
-		"   'stage_index', (u.r).stage_index, 'stage_name', (u.r).stage_name,"
-		"   'task_index', (u.r).task_index, 'task_name', (u.r).task_name,"
-		"   'job_name', (u.r).job_name, 'stage', (u.r).stage, 'old_stage', u.old_stage,"
-		"   'message', (u.r).message, 'attempt', (u.r).attempt, 'runner', (u.r).runner,"
-		"   'dry_run', (u.r).dry_run, 'gate', (u.r).gate, 'gate_result', (u.r).gate_result,"
-		"   'start_at', (u.r).start_at, 'end_at', (u.r).end_at)"
+		" " PL_TASK_PAYLOAD_SQL("(u.r)", "u.old_stage")
 		"  FROM u WHERE u.old_stage <> (u.r).stage OR u.gate_now"
 		" RETURNING id)"
 		" SELECT u.r, pipeline.mask_params((u.r).params, (u.r).sensitive),"
 		"  pipeline.mask_params((u.r).runtime_envs, (u.r).sensitive),"
 		"  (SELECT e.id FROM e),"
-		"  CASE WHEN pg_catalog.jsonb_array_length((u.r).hooks->'webhooks')"
-		"          + pg_catalog.jsonb_array_length((u.r).hooks->'im_robot_notify')"
-		"          + pg_catalog.jsonb_array_length((u.r).hooks->'mention_users') > 0"
-		"       THEN (u.r).hooks END,"
+		"  " PL_HOOKS_IF_ANY_SQL("(u.r)") ","
 		"  (u.r).ignore_failed, (u.r).gate IS NOT NULL, (u.r).message,"
 		"  u.old_stage, (u.r).stage, u.will_retry, (u.r).pipeline_task_id, (u.r).stage_index"
 		" FROM u",
@@ -426,20 +422,7 @@ pl_update_job_task_status(PG_FUNCTION_ARGS)
 	}
 
 	/* the row the caller gets: digest removed, params masked */
-	{
-		TupleDesc	desc;
-		Datum	   *values;
-		bool	   *nulls;
-		HeapTuple	tup;
-		MemoryContext old;
-
-		redacted_values(0, &desc, &values, &nulls);
-		old = MemoryContextSwitchTo(outer);
-		tup = heap_form_tuple(desc, values, nulls);
-		result = HeapTupleGetDatum(tup);
-		MemoryContextSwitchTo(old);
-		ReleaseTupleDesc(desc);
-	}
+	result = redacted_datum(0, outer);
 	ignore_failed = pl_col_bool(0, 6);
 	gate_waiting = pl_col_bool(0, 7);
 	message = pl_col_text(0, 8);
