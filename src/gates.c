@@ -496,9 +496,6 @@ PG_FUNCTION_INFO_V1(pl_append_job_task_log);
 Datum
 pl_append_job_task_log(PG_FUNCTION_ARGS)
 {
-	static PlStmt q = {
-		"SELECT token_digest FROM pipeline.job_task WHERE id = $1", 1, {INT8OID}
-	};
 	static PlStmt ins = {
 		"INSERT INTO pipeline.job_task_log (job_task_id, chunk) VALUES ($1, $2) RETURNING seq",
 		2, {INT8OID, TEXTOID}
@@ -506,8 +503,6 @@ pl_append_job_task_log(PG_FUNCTION_ARGS)
 	int64		id;
 	char	   *token;
 	Datum		v[2];
-	bool		isnull;
-	bytea	   *digest;
 	int64		seq;
 
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(2))
@@ -517,15 +512,8 @@ pl_append_job_task_log(PG_FUNCTION_ARGS)
 	id = PG_GETARG_INT64(0);
 	token = PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1));
 	pl_spi_connect();
+	(void) pl_require_token(id, token, false);
 	v[0] = Int64GetDatum(id);
-	pl_exec(&q, v, NULL, 1);
-	if (SPI_processed == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_NO_DATA_FOUND),
-				 errmsg("job task " INT64_FORMAT " does not exist", id)));
-	digest = (bytea *) DatumGetPointer(pl_col(0, 1, &isnull));
-	if (isnull || !pl_token_matches(token, digest))
-		pl_reject_token(id);
 	v[1] = PG_GETARG_DATUM(2);
 	pl_exec(&ins, v, NULL, 1);
 	seq = pl_col_int64(0, 1);

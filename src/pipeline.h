@@ -170,6 +170,7 @@ extern void pl_start_queued(const char *pipeline, const char *key);
 extern void pl_put_job_task(FunctionCallInfo fcinfo, int64 id, MemoryContext outer);
 extern Datum pl_job_task_datum(int64 id, MemoryContext outer);
 extern void pl_reject_token(int64 id) pg_attribute_noreturn();
+extern PlStage pl_require_token(int64 id, const char *token, bool lock);
 
 /* ---- gates, retries, reaping (gates.c) ---- */
 extern bool pl_retry_if_left(int64 id, int64 pipeline_task_id);

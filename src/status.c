@@ -228,30 +228,45 @@ require_read_committed(const char *fn)
 static void
 diagnose_refusal(int64 id, const char *token, bool force_update)
 {
-	static PlStmt q = {
-		"SELECT stage, token_digest FROM pipeline.job_task WHERE id = $1 FOR UPDATE",
-		1, {INT8OID}
-	};
-	Datum		v[1];
-	bool		isnull;
-	PlStage		stage;
-	bytea	   *digest;
+	PlStage		stage = pl_require_token(id, token, true);
 
-	v[0] = Int64GetDatum(id);
-	pl_exec(&q, v, NULL, 1);
-	if (SPI_processed == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_NO_DATA_FOUND),
-				 errmsg("job task " INT64_FORMAT " does not exist", id)));
-	stage = pl_col_stage(0, 1);
-	digest = (bytea *) DatumGetPointer(pl_col(0, 2, &isnull));
-	if (isnull || !pl_token_matches(token, digest))
-		pl_reject_token(id);
 	if (pl_stage_complete(stage) && !force_update)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("job task " INT64_FORMAT " is already %s", id, pl_stage_names[stage]),
 				 errhint("Pass force_update_status => true to change a finished task.")));
+}
+
+/*
+ * The caller must hold job task `id`'s current token: P0002 if there is no
+ * such task, 28000 (counted) if the token does not match.  Returns the
+ * task's stage.  lock: take the row lock (FOR NO KEY UPDATE) first.
+ */
+PlStage
+pl_require_token(int64 id, const char *token, bool lock)
+{
+	static PlStmt q_lock = {
+		"SELECT stage, token_digest FROM pipeline.job_task WHERE id = $1 FOR NO KEY UPDATE",
+		1, {INT8OID}
+	};
+	static PlStmt q_read = {
+		"SELECT stage, token_digest FROM pipeline.job_task WHERE id = $1",
+		1, {INT8OID}
+	};
+	Datum		v[1];
+	bool		isnull;
+	bytea	   *digest;
+
+	v[0] = Int64GetDatum(id);
+	pl_exec(lock ? &q_lock : &q_read, v, NULL, 1);
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_NO_DATA_FOUND),
+				 errmsg("job task " INT64_FORMAT " does not exist", id)));
+	digest = (bytea *) DatumGetPointer(pl_col(0, 2, &isnull));
+	if (isnull || !pl_token_matches(token, digest))
+		pl_reject_token(id);
+	return pl_col_stage(0, 1);
 }
 
 /*
@@ -478,18 +493,12 @@ PG_FUNCTION_INFO_V1(pl_heartbeat);
 Datum
 pl_heartbeat(PG_FUNCTION_ARGS)
 {
-	static PlStmt lock_q = {
-		"SELECT stage, token_digest FROM pipeline.job_task WHERE id = $1 FOR NO KEY UPDATE",
-		1, {INT8OID}
-	};
 	static PlStmt upd = {
 		"UPDATE pipeline.job_task SET heartbeat_at = now() WHERE id = $1", 1, {INT8OID}
 	};
 	int64		id;
 	char	   *token;
 	Datum		v[1];
-	bool		isnull;
-	bytea	   *digest;
 	PlStage		stage;
 
 	if (PG_ARGISNULL(0))
@@ -500,21 +509,13 @@ pl_heartbeat(PG_FUNCTION_ARGS)
 	token = PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1));
 
 	pl_spi_connect();
-	v[0] = Int64GetDatum(id);
-	pl_exec(&lock_q, v, NULL, 1);
-	if (SPI_processed == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_NO_DATA_FOUND),
-				 errmsg("job task " INT64_FORMAT " does not exist", id)));
-	stage = pl_col_stage(0, 1);
-	digest = (bytea *) DatumGetPointer(pl_col(0, 2, &isnull));
-	if (isnull || !pl_token_matches(token, digest))
-		pl_reject_token(id);
+	stage = pl_require_token(id, token, true);
 	if (pl_stage_complete(stage))
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("job task " INT64_FORMAT " is already %s", id, pl_stage_names[stage]),
 				 errdetail("A finished task takes no heartbeats.")));
+	v[0] = Int64GetDatum(id);
 	pl_exec(&upd, v, NULL, 0);
 	pl_spi_finish();
 	PG_RETURN_VOID();
