@@ -498,7 +498,7 @@ BEGIN
     END IF;
     -- dot
     out := format(E'digraph pipeline_task_%s {
-  label="%s #%s: %s"; labelloc=t; rankdir=LR; compound=true;
+  label="%s #%s: %s"; labelloc=t; rankdir=LR; compound=true; fontname="Helvetica";
 '
                   '  node [shape=box, style="rounded,filled", fontname="Helvetica", fontcolor="white"];
 ',
@@ -507,7 +507,7 @@ BEGIN
                 FROM pipeline.job_task j WHERE j.pipeline_task_id = run.id
                GROUP BY stage_index, stage_name ORDER BY stage_index LOOP
         out := out || format(E'  subgraph cluster_%s {
-    label="%s%s"; style=rounded; color="#8c959f";
+    label="%s%s"; style=rounded; color="#8c959f"; fontname="Helvetica";
 ',
                              st.stage_index, st.stage_name, CASE WHEN st.par THEN ' (parallel)' ELSE '' END);
         FOR t IN SELECT * FROM pipeline.job_task j

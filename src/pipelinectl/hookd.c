@@ -480,7 +480,6 @@ static char *
 delivery_event_json(hookd *h, PGresult *res, int row, db_error *err)
 {
 	const char *event = db_value(res, row, db_col(res, "event"));
-	const char *body = db_value(res, row, db_col(res, "body"));
 	const char *event_id = db_value(res, row, db_col(res, "event_id"));
 	char *text = NULL;
 
@@ -513,45 +512,6 @@ delivery_event_json(hookd *h, PGresult *res, int row, db_error *err)
 		return NULL;
 	}
 
-	if (body)
-	{
-		json_value *ev = json_parse(text, strlen(text), NULL, 0);
-		strbuf sb;
-		bool replaced = false;
-
-		if (ev && ev->type == JSON_OBJECT)
-		{
-			sb_init(&sb);
-			sb_putc(&sb, '{');
-			for (size_t i = 0; i < ev->u.object.count; i++)
-			{
-				const json_member *m = &ev->u.object.members[i];
-
-				if (sb.len > 1)
-					sb_putc(&sb, ',');
-				json_write_string(&sb, m->key, m->key_len);
-				sb_putc(&sb, ':');
-				if (strcmp(m->key, "payload") == 0)
-				{
-					sb_puts(&sb, body);
-					replaced = true;
-				}
-				else
-					json_write(&sb, m->value);
-			}
-			if (!replaced)
-			{
-				if (sb.len > 1)
-					sb_putc(&sb, ',');
-				sb_puts(&sb, "\"payload\":");
-				sb_puts(&sb, body);
-			}
-			sb_putc(&sb, '}');
-			free(text);
-			text = sb_steal(&sb);
-		}
-		json_free(ev);
-	}
 	return text;
 }
 
