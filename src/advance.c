@@ -31,24 +31,29 @@
  * are serialized (measured in DESIGN-NOTES.md as the lifecycle bottleneck).
  *
  * Here a completion of task X in stage S does:
+ *   0. Lock X's row FOR UPDATE (every completing report does; reports that
+ *      do not complete a task, heartbeats and claims lock FOR NO KEY UPDATE).
  *   1. Look for a *witness*: a sibling W in S that is still open and started
- *      (scheduling .. canceling, or waiting at a gate) and whose row is not
- *      locked by anyone else, and share-lock it:
- *        SELECT .. FOR SHARE SKIP LOCKED LIMIT 1
- *      If there is one, X is certainly not the last: W's own completion must
- *      update W, which waits for our share lock, i.e. for our commit, and will
- *      then see X complete.  Return without touching R.
- *   2. Otherwise every open started sibling is locked by a concurrent
- *      transaction (perhaps completing it) or there are none.  Take R, then
- *      re-read the stage with a fresh snapshot: if an open started task is
- *      still visible, its transaction is in flight; it will take R after us
- *      (it found no witness either, since our row is locked) and see our
+ *      (scheduling .. canceling, or waiting at a gate) and that no one is
+ *      completing right now, and lock it FOR KEY SHARE:
+ *        SELECT .. FOR KEY SHARE SKIP LOCKED LIMIT 1
+ *      KEY SHARE conflicts only with FOR UPDATE, i.e. only with W's own
+ *      completion: rows being completed are skipped, and W's other reports
+ *      (active, heartbeats) never wait for us.  If there is a witness, X is
+ *      certainly not the last: W's completion must lock W FOR UPDATE, which
+ *      waits for our commit, and will then see X complete.  Return without
+ *      touching R.
+ *   2. Otherwise every open started sibling is being completed by a
+ *      concurrent transaction, or there are none.  Take R, then re-read the
+ *      stage with a fresh snapshot: if an open started task is still visible,
+ *      its transaction is in flight; it will take R after us (it found no
+ *      witness either, since our row is locked FOR UPDATE) and see our
  *      commit.  Else start the next set (or finish the run).
  * The run lock is therefore taken only by completions that may be last, so
  * completions inside a wide parallel stage proceed in parallel, and the last
- * ones are serialized exactly where it matters.  FOR SHARE SKIP LOCKED never
- * waits and READ COMMITTED re-reads the newest row version after a lock wait,
- * so there is neither deadlock nor serialization failure.  The isolation spec
+ * ones are serialized exactly where it matters.  SKIP LOCKED never waits and
+ * READ COMMITTED re-reads the newest row version after a lock wait, so there
+ * is neither deadlock nor serialization failure.  The isolation spec
  * test/isolation/specs/fan_in.spec runs three siblings completing at once in
  * every interleaving.  Callers must use READ COMMITTED (the default); under
  * REPEATABLE READ the functions refuse to run.
@@ -441,7 +446,7 @@ lock_witness(int64 pipeline_task_id, int stage_index, int64 self_id)
 		" WHERE pipeline_task_id = $1 AND stage_index = $2 AND id <> $3"
 		"   AND (stage < 'canceled' OR gate IS NOT NULL)"
 		"   AND (stage > 'pending' OR gate IS NOT NULL)"
-		" LIMIT 1 FOR SHARE SKIP LOCKED",
+		" LIMIT 1 FOR KEY SHARE SKIP LOCKED",
 		3, {INT8OID, INT4OID, INT8OID}
 	};
 	Datum		v[3];

@@ -2,7 +2,8 @@
  * claim.c: claim_job_tasks(), how runners take work.
  *
  * Picks the oldest `scheduling` tasks whose job labels are all among the
- * runner's labels (jsonb containment), FOR UPDATE SKIP LOCKED, so concurrent
+ * runner's labels (jsonb containment), FOR NO KEY UPDATE SKIP LOCKED (not
+ * blocked by the witness locks of advance.c, which only completions honour), so concurrent
  * runners never wait for each other and never get the same task.  Each
  * claimed task becomes `creating`, records the runner, gets a fresh token
  * (returned once, stored as a digest) and an event.  The params handed to the
@@ -29,7 +30,7 @@ pl_claim_job_tasks(PG_FUNCTION_ARGS)
 		"SELECT id, pipeline_task_id FROM pipeline.job_task"
 		" WHERE stage = 'scheduling' AND labels <@ $1"
 		"   AND (retry_at IS NULL OR retry_at <= now())"
-		" ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED",
+		" ORDER BY id LIMIT $2 FOR NO KEY UPDATE SKIP LOCKED",
 		2, {JSONBOID, INT4OID}
 	};
 	/* claim one task and write its event, in one statement */

@@ -270,6 +270,58 @@ pl_require_token(int64 id, const char *token, bool lock)
 }
 
 /*
+ * The fused status update: lock (LOCK is the row lock clause), check the
+ * token and the state, apply, write the event, read back.
+ * $1 id, $2 stage, $3 message, $4 detail, $5 extension, $6 runtime envs,
+ * $7 digest of the presented token, $8 force_update_status
+ */
+#define PL_STATUS_UPDATE_SQL(LOCK) \
+	"WITH o AS (" \
+	" SELECT t.id, t.stage AS old_stage, t.token_digest," \
+	"  CASE WHEN t.stage = 'canceling' AND $2::pipeline.task_stage < 'canceled' AND NOT $8" \
+	"       THEN 'canceling'::pipeline.task_stage ELSE $2::pipeline.task_stage END AS ns," \
+	"  COALESCE((t.confirm->>'enable')::boolean, false) AND NOT (t.gate_result ? 'confirm')" \
+	"    AS confirm_pending," \
+	"  t.attempt <= COALESCE((t.job->>'retries')::int, 0) AND t.pipeline_task_id IS NOT NULL" \
+	"  AND (SELECT p.stage FROM pipeline.pipeline_task p WHERE p.id = t.pipeline_task_id) = 'active'" \
+	"    AS retries_left" \
+	" FROM pipeline.job_task t WHERE t.id = $1 " LOCK ")," \
+	" k AS (" \
+	" SELECT o.id, o.old_stage, o.ns," \
+	"  (o.ns = 'failed' AND o.retries_left AND NOT $8) AS will_retry," \
+	"  (o.confirm_pending AND o.ns > 'canceled'" \
+	"   AND NOT (o.ns = 'failed' AND o.retries_left AND NOT $8)) AS gate_now" \
+	" FROM o" \
+	" WHERE pipeline.digest_ok(o.token_digest, $7) AND (o.old_stage < 'canceled' OR $8))," \
+	" u AS (" \
+	" UPDATE pipeline.job_task t SET" \
+	"  stage = k.ns," \
+	"  message = COALESCE($3, t.message)," \
+	"  detail = COALESCE($4, t.detail)," \
+	"  extension = t.extension || COALESCE($5, '{}')," \
+	"  runtime_envs = t.runtime_envs || COALESCE($6, '{}')," \
+	"  start_at = CASE WHEN k.ns = 'active' THEN COALESCE(t.start_at, now()) ELSE t.start_at END," \
+	"  end_at = CASE WHEN k.ns >= 'canceled' THEN COALESCE(t.end_at, now()) ELSE NULL END," \
+	"  gate = CASE WHEN k.gate_now THEN 'confirm' WHEN k.ns < 'canceled' THEN t.gate ELSE NULL END," \
+	"  heartbeat_at = now(), updated_at = now()," \
+	"  token_digest = CASE WHEN k.ns <= 'scheduling' THEN NULL ELSE t.token_digest END" \
+	" FROM k WHERE t.id = k.id" \
+	" RETURNING t AS r, k.old_stage, k.will_retry, k.gate_now)," \
+	" e AS (" \
+	" INSERT INTO pipeline.event (kind, object_id, pipeline_task_id, old_stage, new_stage, payload)" \
+	" SELECT 'job_task', (u.r).id, (u.r).pipeline_task_id, u.old_stage, (u.r).stage," \
+	" " PL_TASK_PAYLOAD_SQL("(u.r)", "u.old_stage") \
+	"  FROM u WHERE u.old_stage <> (u.r).stage OR u.gate_now" \
+	" RETURNING id)" \
+	" SELECT u.r, pipeline.mask_params((u.r).params, (u.r).sensitive)," \
+	"  pipeline.mask_params((u.r).runtime_envs, (u.r).sensitive)," \
+	"  (SELECT e.id FROM e)," \
+	"  " PL_HOOKS_IF_ANY_SQL("(u.r)") "," \
+	"  (u.r).ignore_failed, (u.r).gate IS NOT NULL, (u.r).message," \
+	"  u.old_stage, (u.r).stage, u.will_retry, (u.r).pipeline_task_id, (u.r).stage_index" \
+	" FROM u"
+
+/*
  * update_job_task_status(id, stage, update_token, message, detail,
  *                        runtime_envs, extension, force_update_status,
  *                        force_trigger_pipeline) RETURNS pipeline.job_task
@@ -289,51 +341,18 @@ pl_update_job_task_status(PG_FUNCTION_ARGS)
 	 * $1 id, $2 stage, $3 message, $4 detail, $5 extension, $6 runtime envs,
 	 * $7 digest of the presented token, $8 force_update_status
 	 */
-	static PlStmt upd = {
-		"WITH o AS ("
-		" SELECT t.id, t.stage AS old_stage, t.token_digest,"
-		"  CASE WHEN t.stage = 'canceling' AND $2::pipeline.task_stage < 'canceled' AND NOT $8"
-		"       THEN 'canceling'::pipeline.task_stage ELSE $2::pipeline.task_stage END AS ns,"
-		"  COALESCE((t.confirm->>'enable')::boolean, false) AND NOT (t.gate_result ? 'confirm')"
-		"    AS confirm_pending,"
-		"  t.attempt <= COALESCE((t.job->>'retries')::int, 0) AND t.pipeline_task_id IS NOT NULL"
-		"  AND (SELECT p.stage FROM pipeline.pipeline_task p WHERE p.id = t.pipeline_task_id) = 'active'"
-		"    AS retries_left"
-		" FROM pipeline.job_task t WHERE t.id = $1 FOR UPDATE),"
-		" k AS ("
-		" SELECT o.id, o.old_stage, o.ns,"
-		"  (o.ns = 'failed' AND o.retries_left AND NOT $8) AS will_retry,"
-		"  (o.confirm_pending AND o.ns > 'canceled'"
-		"   AND NOT (o.ns = 'failed' AND o.retries_left AND NOT $8)) AS gate_now"
-		" FROM o"
-		" WHERE pipeline.digest_ok(o.token_digest, $7) AND (o.old_stage < 'canceled' OR $8)),"
-		" u AS ("
-		" UPDATE pipeline.job_task t SET"
-		"  stage = k.ns,"
-		"  message = COALESCE($3, t.message),"
-		"  detail = COALESCE($4, t.detail),"
-		"  extension = t.extension || COALESCE($5, '{}'),"
-		"  runtime_envs = t.runtime_envs || COALESCE($6, '{}'),"
-		"  start_at = CASE WHEN k.ns = 'active' THEN COALESCE(t.start_at, now()) ELSE t.start_at END,"
-		"  end_at = CASE WHEN k.ns >= 'canceled' THEN COALESCE(t.end_at, now()) ELSE NULL END,"
-		"  gate = CASE WHEN k.gate_now THEN 'confirm' WHEN k.ns < 'canceled' THEN t.gate ELSE NULL END,"
-		"  heartbeat_at = now(), updated_at = now(),"
-		"  token_digest = CASE WHEN k.ns <= 'scheduling' THEN NULL ELSE t.token_digest END"
-		" FROM k WHERE t.id = k.id"
-		" RETURNING t AS r, k.old_stage, k.will_retry, k.gate_now),"
-		" e AS ("
-		" INSERT INTO pipeline.event (kind, object_id, pipeline_task_id, old_stage, new_stage, payload)"
-		" SELECT 'job_task', (u.r).id, (u.r).pipeline_task_id, u.old_stage, (u.r).stage,"
-		" " PL_TASK_PAYLOAD_SQL("(u.r)", "u.old_stage")
-		"  FROM u WHERE u.old_stage <> (u.r).stage OR u.gate_now"
-		" RETURNING id)"
-		" SELECT u.r, pipeline.mask_params((u.r).params, (u.r).sensitive),"
-		"  pipeline.mask_params((u.r).runtime_envs, (u.r).sensitive),"
-		"  (SELECT e.id FROM e),"
-		"  " PL_HOOKS_IF_ANY_SQL("(u.r)") ","
-		"  (u.r).ignore_failed, (u.r).gate IS NOT NULL, (u.r).message,"
-		"  u.old_stage, (u.r).stage, u.will_retry, (u.r).pipeline_task_id, (u.r).stage_index"
-		" FROM u",
+	/*
+	 * The statement comes in two lock strengths: a report that completes the
+	 * task locks it FOR UPDATE (so it waits for siblings' witness locks, see
+	 * advance.c); any other report locks FOR NO KEY UPDATE and never waits
+	 * for them.
+	 */
+	static PlStmt upd_completing = {
+		PL_STATUS_UPDATE_SQL("FOR UPDATE"),
+		8, {INT8OID, TEXTOID, TEXTOID, JSONBOID, JSONBOID, JSONBOID, BYTEAOID, BOOLOID}
+	};
+	static PlStmt upd_open = {
+		PL_STATUS_UPDATE_SQL("FOR NO KEY UPDATE"),
 		8, {INT8OID, TEXTOID, TEXTOID, JSONBOID, JSONBOID, JSONBOID, BYTEAOID, BOOLOID}
 	};
 	static PlStmt merge_run = {
@@ -429,7 +448,8 @@ pl_update_job_task_status(PG_FUNCTION_ARGS)
 	else
 		n[6] = true;
 	v[7] = BoolGetDatum(force_update);
-	pl_exec(&upd, v, n, 1);
+	pl_exec((pl_stage_complete(req_stage) || force_update) ? &upd_completing : &upd_open,
+			v, n, 1);
 	if (SPI_processed != 1)
 	{
 		diagnose_refusal(id, token, force_update);

@@ -68,11 +68,14 @@ xstrdup(const char *s)
 	return xstrndup(s, strlen(s));
 }
 
+/* Like strndup: at most n bytes, stopping early at a NUL. */
 char *
 xstrndup(const char *s, size_t n)
 {
-	char *p = xmalloc(n + 1);
+	char *p;
 
+	n = strnlen(s, n);
+	p = xmalloc(n + 1);
 	memcpy(p, s, n);
 	p[n] = '\0';
 	return p;
