@@ -405,7 +405,8 @@ pl_reap(PG_FUNCTION_ARGS)
 {
 	static PlStmt cand_q = {
 		"SELECT id, pipeline_task_id, stage = 'canceling' FROM pipeline.job_task"
-		" WHERE stage IN ('creating', 'active', 'canceling')"
+		" WHERE (stage < 'canceled' OR gate IS NOT NULL)"	/* job_task_open_idx */
+		"   AND stage IN ('creating', 'active', 'canceling')"
 		"   AND ((COALESCE((job->>'timeout')::int, 0) > 0"
 		"         AND COALESCE(start_at, claimed_at) + pg_catalog.make_interval(secs => (job->>'timeout')::int) < now())"
 		"     OR ($1 > 0 AND COALESCE(heartbeat_at, claimed_at) + pg_catalog.make_interval(secs => $1) < now()))"
