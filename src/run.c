@@ -341,12 +341,20 @@ resolve(PlResolved *r, const char *name, Jsonb *params)
 			t->skip_run = pl_jb_get(tc, "skip_run")->val.boolean;
 			t->audit = gate_json(tc, "audit");
 			t->confirm = gate_json(tc, "confirm");
-			initStringInfo(&hooks);
-			appendStringInfo(&hooks, "{\"webhooks\": %s, \"im_robot_notify\": %s, \"mention_users\": %s}",
-							 pl_jbv_to_cstring(pl_jb_get(tc, "webhooks")),
-							 pl_jbv_to_cstring(pl_jb_get(tc, "im_robot_notify")),
-							 pl_jbv_to_cstring(pl_jb_get(tc, "mention_users")));
-			t->hooks = hooks.data;
+			/* no hooks: "{}", so the row (rewritten at every stage change) stays narrow */
+			if (JsonContainerSize(pl_jb_get(tc, "webhooks")->val.binary.data) == 0 &&
+				JsonContainerSize(pl_jb_get(tc, "im_robot_notify")->val.binary.data) == 0 &&
+				JsonContainerSize(pl_jb_get(tc, "mention_users")->val.binary.data) == 0)
+				t->hooks = pstrdup("{}");
+			else
+			{
+				initStringInfo(&hooks);
+				appendStringInfo(&hooks, "{\"webhooks\": %s, \"im_robot_notify\": %s, \"mention_users\": %s}",
+								 pl_jbv_to_cstring(pl_jb_get(tc, "webhooks")),
+								 pl_jbv_to_cstring(pl_jb_get(tc, "im_robot_notify")),
+								 pl_jbv_to_cstring(pl_jb_get(tc, "mention_users")));
+				t->hooks = hooks.data;
+			}
 
 			if (jobv->type == jbvString)
 			{
