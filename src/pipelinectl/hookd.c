@@ -82,6 +82,7 @@ typedef struct hookd
 	int concurrency;
 	bool exit_when_idle;
 	double poll_interval;
+	int lease;					/* seconds a claimed delivery is ours */
 	db_conn db;
 	CURLM *multi;
 	delivery *list;
@@ -965,7 +966,8 @@ claim(hookd *h, double now)
 {
 	int room = h->concurrency - h->sending;
 	char maxbuf[16];
-	const char *params[2];
+	char leasebuf[16];
+	const char *params[3];
 	db_error err;
 	PGresult *res;
 	int n;
@@ -975,11 +977,14 @@ claim(hookd *h, double now)
 	if (room <= 0)
 		return;
 	snprintf(maxbuf, sizeof(maxbuf), "%d", room);
+	snprintf(leasebuf, sizeof(leasebuf), "%d", h->lease);
 	params[0] = h->name;
 	params[1] = maxbuf;
+	params[2] = leasebuf;
 	res = db_query(&h->db,
-				   "SELECT * FROM pipeline.claim_hook_deliveries($1::text, $2::int, '1 minute'::interval)",
-				   2, params, &err);
+				   "SELECT * FROM pipeline.claim_hook_deliveries($1::text, $2::int,"
+				   " make_interval(secs => $3::int))",
+				   3, params, &err);
 	if (!res)
 	{
 		if (!db_error_transient(&err) &&
@@ -1157,6 +1162,8 @@ hookd_usage(FILE *f)
 			"  -n, --name NAME           sender name recorded on claimed deliveries (default: HOST-PID)\n"
 			"  -c, --concurrency N       send up to N deliveries at once (default: 4)\n"
 			"      --poll-interval S     claim at least every S seconds (default: 2)\n"
+			"      --lease S             a claimed delivery is ours for S seconds; if we die, it is\n"
+			"                            claimed again after that (default: 60, at least 20)\n"
 			"      --exit-when-idle      exit once nothing is due and nothing is in flight\n"
 			"  -d, --dbname CONNINFO     database connection string (default: PG* environment)\n"
 			"  -v, --verbose             debug logging\n"
@@ -1176,6 +1183,7 @@ cmd_hookd(int argc, char **argv, const char *conninfo)
 		{"name", required_argument, NULL, 'n'},
 		{"concurrency", required_argument, NULL, 'c'},
 		{"poll-interval", required_argument, NULL, 'p'},
+		{"lease", required_argument, NULL, 'L'},
 		{"exit-when-idle", no_argument, NULL, 'x'},
 		{"dbname", required_argument, NULL, 'd'},
 		{"verbose", no_argument, NULL, 'v'},
@@ -1189,6 +1197,7 @@ cmd_hookd(int argc, char **argv, const char *conninfo)
 	memset(&h, 0, sizeof(h));
 	h.concurrency = 4;
 	h.poll_interval = 2.0;
+	h.lease = 60;
 	optind = 1;
 	opterr = 1;
 	while ((c = getopt_long(argc, argv, "n:c:d:vh", opts, NULL)) != -1)
@@ -1209,6 +1218,14 @@ cmd_hookd(int argc, char **argv, const char *conninfo)
 				if (!parse_seconds(optarg, 0.05, 86400, &h.poll_interval))
 				{
 					fprintf(stderr, "pipelinectl hookd: --poll-interval must be a number of seconds from 0.05 to 86400\n");
+					return EXIT_USAGE;
+				}
+				break;
+			case 'L':
+				/* longer than a send can take (15 s), or a slow send could go out twice */
+				if (!parse_int_range(optarg, 20, 86400, &h.lease))
+				{
+					fprintf(stderr, "pipelinectl hookd: --lease must be an integer number of seconds from 20 to 86400\n");
 					return EXIT_USAGE;
 				}
 				break;
