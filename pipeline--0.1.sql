@@ -100,7 +100,8 @@ CREATE TABLE job_task (
     claimed_at       timestamptz,
     heartbeat_at     timestamptz,
     updated_at       timestamptz NOT NULL DEFAULT now(),
-    retry_at         timestamptz                  -- automatic retry not before
+    retry_at         timestamptz,                 -- automatic retry not before
+    retries          int         NOT NULL DEFAULT 0   -- the job's retries (read on every report)
 );
 -- all tasks of a run, in order
 CREATE INDEX job_task_run_idx ON job_task (pipeline_task_id, stage_index, task_index);

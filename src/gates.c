@@ -76,7 +76,7 @@ pl_retry_if_left(int64 id, int64 pipeline_task_id)
 		"     $2 * pg_catalog.power(2, attempt - 1))),"
 		"  updated_at = now()"
 		" WHERE id = $1 AND stage = 'failed'"
-		"   AND attempt <= COALESCE((job->>'retries')::int, 0)"
+		"   AND attempt <= retries"
 		"   AND (SELECT p.stage FROM pipeline.pipeline_task p WHERE p.id = $3) = 'active'"
 		" RETURNING attempt",
 		3, {INT8OID, INT4OID, INT8OID}

@@ -282,7 +282,7 @@ pl_require_token(int64 id, const char *token, bool lock)
 	"       THEN 'canceling'::pipeline.task_stage ELSE $2::pipeline.task_stage END AS ns," \
 	"  COALESCE((t.confirm->>'enable')::boolean, false) AND NOT (t.gate_result ? 'confirm')" \
 	"    AS confirm_pending," \
-	"  t.attempt <= COALESCE((t.job->>'retries')::int, 0) AND t.pipeline_task_id IS NOT NULL" \
+	"  t.attempt <= t.retries AND t.pipeline_task_id IS NOT NULL" \
 	"  AND (SELECT p.stage FROM pipeline.pipeline_task p WHERE p.id = t.pipeline_task_id) = 'active'" \
 	"    AS retries_left" \
 	" FROM pipeline.job_task t WHERE t.id = $1 " LOCK ")," \
