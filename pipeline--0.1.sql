@@ -85,7 +85,6 @@ CREATE TABLE job_task (
     end_at           timestamptz,
     -- not in the fixed column list of the SPEC:
     job_version      int,                         -- version of job_name used by this run
-    job              jsonb       NOT NULL,        -- resolved job definition (snapshot)
     params           jsonb       NOT NULL DEFAULT '{}',  -- params fixed at run start (plain)
     sensitive        text[]      NOT NULL DEFAULT '{}',  -- names of params shown as ******
     labels           jsonb       NOT NULL DEFAULT '{}',  -- labels a runner must have
@@ -101,8 +100,19 @@ CREATE TABLE job_task (
     heartbeat_at     timestamptz,
     updated_at       timestamptz NOT NULL DEFAULT now(),
     retry_at         timestamptz,                 -- automatic retry not before
-    retries          int         NOT NULL DEFAULT 0   -- the job's retries (read on every report)
+    retries          int         NOT NULL DEFAULT 0,  -- the job's retries (read on every report)
+    timeout          int         NOT NULL DEFAULT 0   -- the job's timeout in seconds (read by reap)
 );
+-- The resolved job of each job task (runner, command, timeout, retries, labels,
+-- declared params, version): written once when the run starts, read by
+-- claim_job_tasks.  Kept out of job_task, whose row is rewritten at every
+-- stage change (stage is in the partial indexes' predicates, so no HOT
+-- update): a narrower row is less WAL per status update.
+CREATE TABLE job_task_spec (
+    job_task_id      bigint      PRIMARY KEY REFERENCES job_task (id) ON DELETE CASCADE,
+    job              jsonb       NOT NULL
+);
+
 -- all tasks of a run, in order
 CREATE INDEX job_task_run_idx ON job_task (pipeline_task_id, stage_index, task_index);
 -- tasks that still hold their stage open: next_run and advancing read only this

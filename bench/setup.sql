@@ -43,10 +43,10 @@ LANGUAGE sql AS $$
     UPDATE pipeline.job_task SET stage_index = stage_index + n WHERE pipeline_task_id = p;
     INSERT INTO pipeline.job_task
            (pipeline_task_id, stage_index, stage_name, task_index, task_name, job_name, stage,
-            runner, claimed_at, start_at, end_at, heartbeat_at, job_version, job, params,
+            runner, claimed_at, start_at, end_at, heartbeat_at, job_version, params,
             sensitive, labels, is_parallel)
     SELECT p, g, 'f' || g, 0, t.task_name, t.job_name, 'succeeded',
-           'bench', now(), now(), now(), now(), t.job_version, t.job, t.params,
+           'bench', now(), now(), now(), now(), t.job_version, t.params,
            t.sensitive, t.labels, t.is_parallel
       FROM (SELECT * FROM pipeline.job_task WHERE pipeline_task_id = p
              ORDER BY stage_index LIMIT 1) t,
@@ -75,11 +75,11 @@ BEGIN
     INSERT INTO pipeline.job_task
            (pipeline_task_id, stage_index, stage_name, task_index, task_name, job_name, stage,
             runner, created_at, claimed_at, start_at, end_at, heartbeat_at, updated_at,
-            job_version, job, params, sensitive, labels, is_parallel)
+            job_version, params, sensitive, labels, is_parallel)
     SELECT r.id, 0, 'load', g, 't' || g, tmpl.job_name, 'succeeded',
            'bench', now() - interval '1 day', now() - interval '1 day', now() - interval '1 day',
            now() - interval '1 day', now() - interval '1 day', now() - interval '1 day',
-           tmpl.job_version, tmpl.job, tmpl.params, tmpl.sensitive, tmpl.labels, true
+           tmpl.job_version, tmpl.params, tmpl.sensitive, tmpl.labels, true
       FROM r, tmpl, generate_series(0, per_run - 1) g;
     GET DIAGNOSTICS done = ROW_COUNT;
     RETURN done;

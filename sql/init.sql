@@ -24,6 +24,7 @@ SELECT md5(concat_ws(' | ',
     (SELECT string_agg(x::text, ',' ORDER BY name, version) FROM pipeline.pipeline x),
     (SELECT string_agg(x::text, ',' ORDER BY id) FROM pipeline.pipeline_task x),
     (SELECT string_agg(x::text, ',' ORDER BY id) FROM pipeline.job_task x),
+    (SELECT string_agg(x::text, ',' ORDER BY job_task_id) FROM pipeline.job_task_spec x),
     (SELECT string_agg(x::text, ',' ORDER BY id) FROM pipeline.event x),
     (SELECT string_agg(x::text, ',' ORDER BY id) FROM pipeline.hook_delivery x),
     (SELECT string_agg(x::text, ',' ORDER BY job_task_id, seq) FROM pipeline.job_task_log x)))

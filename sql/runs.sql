@@ -155,8 +155,9 @@ SELECT CASE id WHEN :run_v1 THEN 'first' ELSE 'second' END AS run, pipeline_vers
        stage_count, (SELECT count(*) FROM pipeline.job_task t WHERE t.pipeline_task_id = p.id) AS tasks
   FROM pipeline.pipeline_task p WHERE id IN (:run_v1, :run_v2) ORDER BY id;
 SELECT CASE pipeline_task_id WHEN :run_v1 THEN 'first' ELSE 'second' END AS run,
-       stage_name || '.' || task_name AS task, job_version, job->>'command' AS command
-  FROM pipeline.job_task WHERE pipeline_task_id IN (:run_v1, :run_v2) ORDER BY id;
+       stage_name || '.' || task_name AS task, job_version, s.job->>'command' AS command
+  FROM pipeline.job_task JOIN pipeline.job_task_spec s ON s.job_task_id = id
+ WHERE pipeline_task_id IN (:run_v1, :run_v2) ORDER BY id;
 -- the first run goes on with version 1: finishing its only task finishes it
 SELECT * FROM regress.claim('r-versions');
 SELECT regress.report(:run_v1, 's.t', 'succeeded');

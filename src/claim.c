@@ -46,7 +46,8 @@ pl_claim_job_tasks(PG_FUNCTION_ARGS)
 		" SELECT 'job_task', u.id, u.pipeline_task_id, 'scheduling', u.stage,"
 		" " PL_TASK_PAYLOAD_SQL("u", "'scheduling'")
 		"  FROM u RETURNING id)"
-		" SELECT u.pipeline_task_id, u.job,"
+		" SELECT u.pipeline_task_id,"
+		"  (SELECT s.job FROM pipeline.job_task_spec s WHERE s.job_task_id = u.id),"
 		"  u.params || COALESCE((SELECT p.runtime_envs FROM p), '{}') || pg_catalog.jsonb_build_object("
 		"    'JOB_TASK_ID', u.id::text, 'PIPELINE_TASK_ID', u.pipeline_task_id::text,"
 		"    'JOB_TASK_UPDATE_TOKEN', $4::text),"

@@ -407,17 +407,17 @@ pl_reap(PG_FUNCTION_ARGS)
 		"SELECT id, pipeline_task_id, stage = 'canceling' FROM pipeline.job_task"
 		" WHERE (stage < 'canceled' OR gate IS NOT NULL)"	/* job_task_open_idx */
 		"   AND stage IN ('creating', 'active', 'canceling')"
-		"   AND ((COALESCE((job->>'timeout')::int, 0) > 0"
-		"         AND COALESCE(start_at, claimed_at) + pg_catalog.make_interval(secs => (job->>'timeout')::int) < now())"
+		"   AND ((timeout > 0"
+		"         AND COALESCE(start_at, claimed_at) + pg_catalog.make_interval(secs => timeout) < now())"
 		"     OR ($1 > 0 AND COALESCE(heartbeat_at, claimed_at) + pg_catalog.make_interval(secs => $1) < now()))"
 		" ORDER BY id LIMIT 1000",
 		1, {INT4OID}
 	};
 	static PlStmt lock_q = {
 		"SELECT stage, stage_index,"
-		"  CASE WHEN COALESCE((job->>'timeout')::int, 0) > 0"
-		"        AND COALESCE(start_at, claimed_at) + pg_catalog.make_interval(secs => (job->>'timeout')::int) < now()"
-		"       THEN 'timeout after ' || (job->>'timeout') || ' s'"
+		"  CASE WHEN timeout > 0"
+		"        AND COALESCE(start_at, claimed_at) + pg_catalog.make_interval(secs => timeout) < now()"
+		"       THEN 'timeout after ' || timeout || ' s'"
 		"       WHEN $2 > 0 AND COALESCE(heartbeat_at, claimed_at) + pg_catalog.make_interval(secs => $2) < now()"
 		"       THEN 'no heartbeat for ' || $2 || ' s'"
 		"  END"

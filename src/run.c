@@ -657,18 +657,27 @@ pl_run_pipeline(PG_FUNCTION_ARGS)
 		11, {TEXTOID, INT4OID, TEXTOID, JSONBOID, BOOLOID, TEXTOID, JSONBOID, TEXTOID, TEXTOID,
 		TEXTOID, INT4OID}
 	};
+	static PlStmt ins_specs = {
+		"INSERT INTO pipeline.job_task_spec (job_task_id, job)"
+		" SELECT t.id, x.job || pg_catalog.jsonb_build_object('version', x.job_version)"
+		" FROM pg_catalog.jsonb_to_recordset($2::jsonb) AS x(stage_index int, task_index int,"
+		"   job jsonb, job_version int)"
+		" JOIN pipeline.job_task t ON t.pipeline_task_id = $1"
+		"  AND t.stage_index = x.stage_index AND t.task_index = x.task_index",
+		2, {INT8OID, TEXTOID}
+	};
 	static PlStmt ins_tasks = {
 		"INSERT INTO pipeline.job_task (pipeline_task_id, stage_index, stage_name, task_index,"
-		"  task_name, job_name, job_version, stage, job, params, sensitive, labels, is_parallel,"
-		"  ignore_failed, audit, confirm, hooks, dry_run, end_at, retries)"
+		"  task_name, job_name, job_version, stage, params, sensitive, labels, is_parallel,"
+		"  ignore_failed, audit, confirm, hooks, dry_run, end_at, retries, timeout)"
 		" SELECT $1, x.stage_index, x.stage_name, x.task_index, x.task_name, x.job_name,"
-		"  x.job_version, x.stage, x.job || pg_catalog.jsonb_build_object('version', x.job_version),"
+		"  x.job_version, x.stage,"
 		"  x.params, ARRAY(SELECT pg_catalog.jsonb_array_elements_text(x.sensitive)),"
 		"  x.labels, x.is_parallel, x.ignore_failed,"
 		"  CASE WHEN (x.audit->>'enable')::boolean THEN x.audit END,"
 		"  CASE WHEN (x.confirm->>'enable')::boolean THEN x.confirm END,"
 		"  x.hooks, x.dry_run, CASE WHEN x.stage = 'skipped' THEN now() END,"
-		"  COALESCE((x.job->>'retries')::int, 0)"
+		"  COALESCE((x.job->>'retries')::int, 0), COALESCE((x.job->>'timeout')::int, 0)"
 		" FROM pg_catalog.jsonb_to_recordset($2::jsonb) AS x(stage_index int, stage_name text,"
 		"  task_index int, task_name text, job_name text, job_version int,"
 		"  stage pipeline.task_stage, job jsonb, params jsonb, sensitive jsonb, labels jsonb,"
@@ -762,6 +771,7 @@ pl_run_pipeline(PG_FUNCTION_ARGS)
 	v[0] = Int64GetDatum(pt);
 	v[1] = CStringGetTextDatum(tasks_json(&r, dry_run));
 	pl_exec(&ins_tasks, v, NULL, 0);
+	pl_exec(&ins_specs, v, NULL, 0);
 
 	pl_event_pipeline_task(pt, -1, queued ? PL_PENDING : PL_ACTIVE);
 	if (!queued)
