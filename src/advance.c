@@ -635,10 +635,7 @@ pl_cancel_pipeline_task(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("cancel_pipeline_task: id must not be null")));
-	if (IsolationUsesXactSnapshot())
-		ereport(ERROR,
-				(errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
-				 errmsg("cancel_pipeline_task must run in a READ COMMITTED transaction")));
+	pl_require_read_committed("cancel_pipeline_task");
 	pt = PG_GETARG_INT64(0);
 	reason = PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1));
 

@@ -239,11 +239,7 @@ pl_events_since(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("events_since: max must be between 1 and 100000, not %d", max)));
-	if (IsolationUsesXactSnapshot())
-		ereport(ERROR,
-				(errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
-				 errmsg("events_since must run in a READ COMMITTED transaction"),
-				 errdetail("A transaction snapshot taken earlier could hide events that committed since.")));
+	pl_require_read_committed("events_since");
 
 	InitMaterializedSRF(fcinfo, 0);
 	outer = pl_spi_connect();

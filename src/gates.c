@@ -32,15 +32,6 @@ outer_user(void)
 	return GetUserNameFromId(GetOuterUserId(), false);
 }
 
-static void
-require_read_committed(const char *fn)
-{
-	if (IsolationUsesXactSnapshot())
-		ereport(ERROR,
-				(errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
-				 errmsg("%s must run in a READ COMMITTED transaction", fn)));
-}
-
 /* pipeline_task_id of a job task, or ERROR P0002 */
 static int64
 run_of_task(int64 id)
@@ -174,7 +165,7 @@ decide(FunctionCallInfo fcinfo, bool audit)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("job task " INT64_FORMAT ": a denial needs a comment", id),
 				 errhint("Say why, so the people who run the pipeline know.")));
-	require_read_committed(fn);
+	pl_require_read_committed(fn);
 
 	outer = pl_spi_connect();
 	pt = run_of_task(id);
@@ -306,7 +297,7 @@ pl_retry_job_task(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("retry_job_task: id must not be null")));
 	id = PG_GETARG_INT64(0);
-	require_read_committed("retry_job_task");
+	pl_require_read_committed("retry_job_task");
 
 	outer = pl_spi_connect();
 	pt = run_of_task(id);
@@ -435,7 +426,7 @@ pl_reap(PG_FUNCTION_ARGS)
 	int			reaped = 0;
 	Datum		v[2];
 
-	require_read_committed("reap");
+	pl_require_read_committed("reap");
 	pl_spi_connect();
 	v[0] = Int32GetDatum(pl_heartbeat_timeout);
 	pl_exec(&cand_q, v, NULL, 0);

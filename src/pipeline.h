@@ -61,6 +61,8 @@ typedef enum PlNotifyMode
 extern int	pl_notify;			/* PlNotifyMode */
 extern int	pl_notify_interval; /* ms, coalesced mode */
 
+extern void pl_require_read_committed(const char *fn);	/* 25001 otherwise */
+
 /* ---- SPI helpers (util.c) ---- */
 
 /*

@@ -92,6 +92,8 @@ typedef struct PlTask
 	char	   *job_name;		/* NULL = inline */
 	int			job_version;
 	char	   *job;			/* normalized job JSON */
+	JsonbContainer *jobc;		/* the same, parsed (the definition's memory) */
+	KVList		plist;			/* params while they are resolved */
 	char	   *labels;			/* job labels JSON */
 	char	   *params;			/* JSON object of strings */
 	char	   *sensitive;		/* JSON array of names */
@@ -374,6 +376,7 @@ resolve(PlResolved *r, const char *name, Jsonb *params)
 				job = jobv->val.binary.data;
 				t->job = pl_jbv_to_cstring(jobv);
 			}
+			t->jobc = job;
 			t->labels = pl_jbv_to_cstring(pl_jb_get(job, "labels"));
 			/* declared defaults now; sensitive names */
 			{
@@ -405,9 +408,7 @@ resolve(PlResolved *r, const char *name, Jsonb *params)
 				appendStringInfoChar(&sens, ']');
 				t->sensitive = sens.data;
 				kv_add_object(&p, pl_jb_get(tc, "run_params")->val.binary.data);
-				/* store the partial list in params for now; finished below */
-				t->params = (char *) palloc(sizeof(KVList));
-				memcpy(t->params, &p, sizeof(KVList));
+				t->plist = p;	/* finished below, once the run params are known */
 			}
 		}
 	}
@@ -440,11 +441,10 @@ resolve(PlResolved *r, const char *name, Jsonb *params)
 	for (int i = 0; i < r->ntasks; i++)
 	{
 		PlTask	   *t = &r->tasks[i];
-		KVList	   *p = (KVList *) t->params;
+		KVList	   *p = &t->plist;
 		char	   *prefix = psprintf("%s.%s.", t->stage_name, t->task_name);
 		size_t		plen = strlen(prefix);
-		Jsonb	   *jobjb = pl_jsonb_from_cstring(t->job);
-		JsonbValue *decl = pl_jb_get(&jobjb->root, "params");
+		JsonbValue *decl = pl_jb_get(t->jobc, "params");
 		int			nd = JsonContainerSize(decl->val.binary.data);
 
 		for (int u = 0; u < unscoped.n; u++)
@@ -716,10 +716,7 @@ pl_run_pipeline(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("pipeline \"%s\": on_busy must be 'error' or 'queue', not '%s'", name, on_busy)));
 	check_labels(name, labels);
-	if (IsolationUsesXactSnapshot())
-		ereport(ERROR,
-				(errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
-				 errmsg("run_pipeline must run in a READ COMMITTED transaction")));
+	pl_require_read_committed("run_pipeline");
 
 	pl_spi_connect();
 	resolve(&r, name, params);

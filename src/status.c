@@ -209,16 +209,6 @@ pl_put_job_task(FunctionCallInfo fcinfo, int64 id, MemoryContext outer)
 	ReleaseTupleDesc(desc);
 }
 
-static void
-require_read_committed(const char *fn)
-{
-	if (IsolationUsesXactSnapshot())
-		ereport(ERROR,
-				(errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
-				 errmsg("%s must run in a READ COMMITTED transaction", fn),
-				 errdetail("Advancing a pipeline re-reads rows after waiting for locks.")));
-}
-
 /*
  * Why would this report be refused?  The cold path, run only when the fused
  * statement below changed nothing, or when an argument is bad (a caller
@@ -403,7 +393,7 @@ pl_update_job_task_status(PG_FUNCTION_ARGS)
 		ext = PG_GETARG_JSONB_P(6);
 	force_update = PG_ARGISNULL(7) ? false : PG_GETARG_BOOL(7);
 	force_trigger = PG_ARGISNULL(8) ? false : PG_GETARG_BOOL(8);
-	require_read_committed("update_job_task_status");
+	pl_require_read_committed("update_job_task_status");
 
 	outer = pl_spi_connect();
 

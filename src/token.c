@@ -82,33 +82,40 @@ pl_token_digest(const char *token)
 	return out;
 }
 
-/* Constant-time comparison of the presented token's digest with the stored one. */
+/*
+ * Constant-time comparison of two SHA-256 digests; false if either is
+ * missing or not a digest.
+ */
+static bool
+digests_equal(bytea *a, bytea *b)
+{
+	const uint8 *pa;
+	const uint8 *pb;
+	uint8		diff = 0;
+
+	if (a == NULL || b == NULL ||
+		VARSIZE_ANY_EXHDR(a) != PL_DIGEST_BYTES || VARSIZE_ANY_EXHDR(b) != PL_DIGEST_BYTES)
+		return false;
+	pa = (const uint8 *) VARDATA_ANY(a);
+	pb = (const uint8 *) VARDATA_ANY(b);
+	for (int i = 0; i < PL_DIGEST_BYTES; i++)
+		diff |= pa[i] ^ pb[i];
+	return diff == 0;
+}
+
+/* Does the presented token hash to the stored digest? */
 bool
 pl_token_matches(const char *token, bytea *digest)
 {
 	bytea	   *mine;
-	const uint8 *a;
-	const uint8 *b;
-	uint8		diff = 0;
+	bool		ok;
 
 	if (token == NULL)
 		return false;
 	mine = pl_token_digest(token);
-	if (digest == NULL || VARSIZE_ANY_EXHDR(digest) != PL_DIGEST_BYTES)
-	{
-		/* same work as a real comparison, then refuse */
-		a = (const uint8 *) VARDATA(mine);
-		for (int i = 0; i < PL_DIGEST_BYTES; i++)
-			diff |= a[i] ^ a[i];
-		pfree(mine);
-		return false;
-	}
-	a = (const uint8 *) VARDATA(mine);
-	b = (const uint8 *) VARDATA_ANY(digest);
-	for (int i = 0; i < PL_DIGEST_BYTES; i++)
-		diff |= a[i] ^ b[i];
+	ok = digests_equal(mine, digest);
 	pfree(mine);
-	return diff == 0;
+	return ok;
 }
 
 /*
@@ -120,21 +127,7 @@ PG_FUNCTION_INFO_V1(pl_digest_ok);
 Datum
 pl_digest_ok(PG_FUNCTION_ARGS)
 {
-	bytea	   *a;
-	bytea	   *b;
-	const uint8 *pa;
-	const uint8 *pb;
-	uint8		diff = 0;
-
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
 		PG_RETURN_BOOL(false);
-	a = PG_GETARG_BYTEA_PP(0);
-	b = PG_GETARG_BYTEA_PP(1);
-	if (VARSIZE_ANY_EXHDR(a) != PL_DIGEST_BYTES || VARSIZE_ANY_EXHDR(b) != PL_DIGEST_BYTES)
-		PG_RETURN_BOOL(false);
-	pa = (const uint8 *) VARDATA_ANY(a);
-	pb = (const uint8 *) VARDATA_ANY(b);
-	for (int i = 0; i < PL_DIGEST_BYTES; i++)
-		diff |= pa[i] ^ pb[i];
-	PG_RETURN_BOOL(diff == 0);
+	PG_RETURN_BOOL(digests_equal(PG_GETARG_BYTEA_PP(0), PG_GETARG_BYTEA_PP(1)));
 }

@@ -8,6 +8,7 @@
  */
 #include "postgres.h"
 
+#include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
@@ -64,6 +65,22 @@ pl_stage_from_datum(Datum d)
 		if (cached_oid[i] == InvalidOid)
 			cached = false;
 	return s;
+}
+
+/*
+ * The engine re-reads rows after waiting for locks (advance.c) and reads
+ * events with a fresh snapshot (event.c): a transaction snapshot would hide
+ * what committed meanwhile.  SQLSTATE 25001 under REPEATABLE READ or
+ * SERIALIZABLE.
+ */
+void
+pl_require_read_committed(const char *fn)
+{
+	if (IsolationUsesXactSnapshot())
+		ereport(ERROR,
+				(errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
+				 errmsg("%s must run in a READ COMMITTED transaction", fn),
+				 errdetail("It re-reads rows after waiting for locks; a transaction snapshot would hide what committed meanwhile.")));
 }
 
 /* ---------------------------------------------------------------- SPI */
