@@ -195,9 +195,7 @@ pl_set_job_task_stage(int64 id, int64 pipeline_task_id, PlStage old_stage,
 			int64		event_id = pl_col_int64(0, 1);
 			Jsonb	   *hooks = pl_col_jsonb(0, 2);
 
-			pl_notify_event(event_id);
-			if (hooks)
-				pl_write_deliveries(event_id, pipeline_task_id, id, hooks, new_stage);
+			pl_announce_event(event_id, pipeline_task_id, id, hooks, new_stage);
 		}
 	}
 }

@@ -133,9 +133,7 @@ pl_claim_job_tasks(PG_FUNCTION_ARGS)
 			int64		event_id = pl_col_int64(0, 5);
 			Jsonb	   *hooks = pl_col_jsonb(0, 6);
 
-			pl_notify_event(event_id);
-			if (hooks)
-				pl_write_deliveries(event_id, pt, ids[i], hooks, PL_CREATING);
+			pl_announce_event(event_id, pt, ids[i], hooks, PL_CREATING);
 		}
 	}
 	pl_spi_finish();

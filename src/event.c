@@ -37,8 +37,8 @@
 #include "pipeline.h"
 
 /* NOTIFY pipeline_events, '<id>': a wake-up for listeners. */
-void
-pl_notify_event(int64 event_id)
+static void
+notify_event(int64 event_id)
 {
 	char		idbuf[32];
 
@@ -72,8 +72,6 @@ write_event(const char *kind, int64 object_id, int64 pipeline_task_id,
 	};
 	Datum		v[6];
 	bool		n[6] = {false, false, false, false, false, false};
-	int64		id;
-
 	v[0] = CStringGetTextDatum(kind);
 	v[1] = Int64GetDatum(object_id);
 	v[2] = Int64GetDatum(pipeline_task_id);
@@ -88,10 +86,7 @@ write_event(const char *kind, int64 object_id, int64 pipeline_task_id,
 	v[4] = CStringGetTextDatum(pl_stage_names[new_stage]);
 	v[5] = CStringGetTextDatum(payload);
 	pl_exec(&ins, v, n, 1);
-	id = pl_col_int64(0, 1);
-
-	pl_notify_event(id);
-	return id;
+	return pl_col_int64(0, 1);
 }
 
 /*
@@ -101,9 +96,9 @@ write_event(const char *kind, int64 object_id, int64 pipeline_task_id,
  * case-insensitively (definition.c stores them lower-cased).  Hooks that do
  * not match stay in the definition for the next event.
  */
-void
-pl_write_deliveries(int64 event_id, int64 pipeline_task_id, int64 job_task_id,
-					Jsonb *hooks, PlStage new_stage)
+static void
+write_deliveries(int64 event_id, int64 pipeline_task_id, int64 job_task_id,
+				 Jsonb *hooks, PlStage new_stage)
 {
 	static PlStmt ins = {
 		"INSERT INTO pipeline.hook_delivery (event_id, pipeline_task_id, job_task_id, kind, target)"
@@ -132,6 +127,20 @@ pl_write_deliveries(int64 event_id, int64 pipeline_task_id, int64 job_task_id,
 	v[3] = JsonbPGetDatum(hooks);
 	v[4] = CStringGetTextDatum(pl_stage_names[new_stage]);
 	pl_exec(&ins, v, n, 0);
+}
+
+/*
+ * An event row was written (by write_event() or by a fused statement that
+ * wrote it together with its change): wake the listeners and write the
+ * deliveries of the hooks, if the object has any (hooks NULL: none).
+ */
+void
+pl_announce_event(int64 event_id, int64 pipeline_task_id, int64 job_task_id,
+				  Jsonb *hooks, PlStage new_stage)
+{
+	notify_event(event_id);
+	if (hooks)
+		write_deliveries(event_id, pipeline_task_id, job_task_id, hooks, new_stage);
 }
 
 /*
@@ -164,8 +173,7 @@ pl_event_job_task(int64 job_task_id, int64 pipeline_task_id,
 	hooks = pl_col_jsonb(0, 2);
 	event_id = write_event("job_task", job_task_id, pipeline_task_id,
 						   (int) old_stage, new_stage, payload);
-	if (hooks)
-		pl_write_deliveries(event_id, pipeline_task_id, job_task_id, hooks, new_stage);
+	pl_announce_event(event_id, pipeline_task_id, job_task_id, hooks, new_stage);
 	return event_id;
 }
 
@@ -204,8 +212,7 @@ pl_event_pipeline_task(int64 pipeline_task_id, int old_stage, PlStage new_stage)
 	hooks = pl_col_jsonb(0, 2);
 	event_id = write_event("pipeline_task", pipeline_task_id, pipeline_task_id,
 						   old_stage, new_stage, payload);
-	if (hooks)
-		pl_write_deliveries(event_id, pipeline_task_id, 0, hooks, new_stage);
+	pl_announce_event(event_id, pipeline_task_id, 0, hooks, new_stage);
 	return event_id;
 }
 

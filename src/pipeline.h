@@ -148,10 +148,9 @@ extern int64 pl_event_job_task(int64 job_task_id, int64 pipeline_task_id,
 							   PlStage old_stage, PlStage new_stage);
 extern int64 pl_event_pipeline_task(int64 pipeline_task_id,
 									int old_stage, PlStage new_stage);
-extern void pl_notify_event(int64 event_id);
 extern void pl_notifier_ensure(int64 event_id);	/* notifier.c */
-extern void pl_write_deliveries(int64 event_id, int64 pipeline_task_id, int64 job_task_id,
-								Jsonb *hooks, PlStage new_stage);
+extern void pl_announce_event(int64 event_id, int64 pipeline_task_id, int64 job_task_id,
+							  Jsonb *hooks, PlStage new_stage);
 
 /* ---- advancing (advance.c) ---- */
 extern void pl_advance_after(int64 job_task_id, int64 pipeline_task_id, int stage_index,

@@ -462,9 +462,7 @@ pl_update_job_task_status(PG_FUNCTION_ARGS)
 		int64		event_id = pl_col_int64(0, 4);
 		Jsonb	   *hooks = pl_col_jsonb(0, 5);
 
-		pl_notify_event(event_id);
-		if (hooks)
-			pl_write_deliveries(event_id, pt, id, hooks, new_stage);
+		pl_announce_event(event_id, pt, id, hooks, new_stage);
 	}
 
 	if (run_envs && pt != 0)
