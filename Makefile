@@ -30,6 +30,12 @@ REGRESS_OPTS = --load-extension=pipeline
 ISOLATION = fan_in claim_race cancel_vs_complete retry_vs_late_update reap_vs_final_report hook_claim_race
 ISOLATION_OPTS = --inputdir=test/isolation --load-extension=pipeline
 
+# TAP tests (PostgreSQL::Test::Cluster) for crashes, restarts, standbys, dump/restore, upgrades.
+# scripts/test runs them one file at a time (as the postgres OS user when it is root).
+TAP_TESTS = 1
+PROVE_TESTS = test/t/*.pl
+PROVE_FLAGS = -I test/t
+
 PG_CPPFLAGS = -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -Werror
 SHLIB_LINK =
 
