@@ -6,7 +6,7 @@
 #                             (scripts/test starts a throwaway one and runs everything)
 
 EXTENSION = pipeline
-EXTVERSION = 0.1
+EXTVERSION = 0.2
 
 MODULE_big = pipeline
 OBJS = \
@@ -22,7 +22,7 @@ OBJS = \
 	src/gates.o \
 	src/notifier.o
 
-DATA = pipeline--$(EXTVERSION).sql
+DATA = pipeline--0.1.sql pipeline--$(EXTVERSION).sql pipeline--0.1--0.2.sql
 
 REGRESS = init definitions runs status advance claim events cancel params gates retry reap hooks retention logs_graph privileges
 REGRESS_OPTS = --load-extension=pipeline

@@ -1,5 +1,6 @@
 /*
- * pipeline--0.1.sql: install script of the pipeline extension.
+ * pipeline--0.1.sql: install script of version 0.1, kept as released: the upgrade path
+ * starts here (CREATE EXTENSION pipeline VERSION '0.1', then ALTER EXTENSION pipeline UPDATE).
  *
  * Tables, the stage enum, views that mask secrets, and the SQL declarations
  * of the C functions.  The engine (definition validation, run creation,

@@ -1,0 +1,690 @@
+/*
+ * pipeline--0.2.sql: install script of the pipeline extension (version 0.2).
+ *
+ * Tables, the stage enum, views that mask secrets, and the SQL declarations
+ * of the C functions.  The engine (definition validation, run creation,
+ * status update, advancing, next-task selection, claiming, events) is C code
+ * in src/; see the comments at the top of src/advance.c for the locking design.
+ *
+ * Everything is created in schema "pipeline".  Nothing is granted to PUBLIC.
+ */
+
+\echo Use "CREATE EXTENSION pipeline" to load this file. \quit
+
+CREATE TYPE task_stage AS ENUM (
+    'pending', 'scheduling', 'creating', 'active', 'canceling',
+    'canceled', 'failed', 'succeeded', 'skipped'
+);
+
+-- Job definitions: one row per (name, version); definition is normalized
+-- (every key present, defaults filled in) by define_job().
+CREATE TABLE job (
+    name        text        NOT NULL,
+    version     int         NOT NULL,
+    definition  jsonb       NOT NULL,
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    created_by  text        NOT NULL DEFAULT current_user,
+    PRIMARY KEY (name, version)
+);
+
+-- Pipeline definitions, versioned like jobs.
+CREATE TABLE pipeline (
+    name        text        NOT NULL,
+    version     int         NOT NULL,
+    definition  jsonb       NOT NULL,
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    created_by  text        NOT NULL DEFAULT current_user,
+    PRIMARY KEY (name, version)
+);
+
+-- One run of a pipeline version.
+CREATE TABLE pipeline_task (
+    id               bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    pipeline_name    text        NOT NULL,
+    pipeline_version int         NOT NULL,
+    stage            task_stage  NOT NULL DEFAULT 'pending',
+    message          text,
+    params           jsonb       NOT NULL DEFAULT '{}',
+    runtime_envs     jsonb       NOT NULL DEFAULT '{}',
+    dry_run          boolean     NOT NULL DEFAULT false,
+    run_by           text        NOT NULL DEFAULT current_user,
+    labels           jsonb       NOT NULL DEFAULT '{}',
+    created_at       timestamptz NOT NULL DEFAULT now(),
+    start_at         timestamptz,
+    end_at           timestamptz,
+    -- not in the fixed column list of the SPEC:
+    sequence_key     text,                       -- set when runs of this pipeline are serialized
+    hooks            jsonb       NOT NULL DEFAULT '{}',  -- pipeline-level hooks of the definition
+    sensitive        text[]      NOT NULL DEFAULT '{}',  -- names of params shown as ******
+    stage_count      int         NOT NULL,
+    FOREIGN KEY (pipeline_name, pipeline_version) REFERENCES pipeline (name, version)
+);
+CREATE INDEX pipeline_task_open_idx ON pipeline_task (pipeline_name, id)
+    WHERE stage < 'canceled';
+CREATE INDEX pipeline_task_end_idx ON pipeline_task (end_at) WHERE end_at IS NOT NULL;
+
+-- One run of one task of a pipeline task.
+CREATE TABLE job_task (
+    id               bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    pipeline_task_id bigint      REFERENCES pipeline_task (id) ON DELETE CASCADE,
+    stage_index      int         NOT NULL,
+    stage_name       text        NOT NULL,
+    task_index       int         NOT NULL,
+    task_name        text        NOT NULL,
+    job_name         text,                        -- NULL for an inline job
+    stage            task_stage  NOT NULL DEFAULT 'pending',
+    message          text,
+    detail           jsonb,
+    extension        jsonb       NOT NULL DEFAULT '{}',
+    runtime_envs     jsonb       NOT NULL DEFAULT '{}',
+    runner           text,
+    attempt          int         NOT NULL DEFAULT 1,
+    dry_run          boolean     NOT NULL DEFAULT false,
+    created_at       timestamptz NOT NULL DEFAULT now(),
+    start_at         timestamptz,
+    end_at           timestamptz,
+    -- not in the fixed column list of the SPEC:
+    job_version      int,                         -- version of job_name used by this run
+    params           jsonb       NOT NULL DEFAULT '{}',  -- params fixed at run start (plain)
+    sensitive        text[]      NOT NULL DEFAULT '{}',  -- names of params shown as ******
+    labels           jsonb       NOT NULL DEFAULT '{}',  -- labels a runner must have
+    is_parallel      boolean     NOT NULL DEFAULT false, -- the stage's mode
+    ignore_failed    boolean     NOT NULL DEFAULT false,
+    audit            jsonb,                       -- {"enable":..,"auditors":[..]} or NULL
+    confirm          jsonb,                       -- {"enable":..,"checkers":[..]} or NULL
+    gate             text        CHECK (gate IN ('audit', 'confirm')),  -- gate now waiting
+    gate_result      jsonb       NOT NULL DEFAULT '{}',  -- decisions taken at the gates
+    hooks            jsonb       NOT NULL DEFAULT '{}',  -- task-level hooks
+    token_digest     bytea,                       -- SHA-256 of the update token
+    claimed_at       timestamptz,
+    heartbeat_at     timestamptz,
+    updated_at       timestamptz NOT NULL DEFAULT now(),
+    retry_at         timestamptz,                 -- automatic retry not before
+    retries          int         NOT NULL DEFAULT 0,  -- the job's retries (read on every report)
+    timeout          int         NOT NULL DEFAULT 0   -- the job's timeout in seconds (read by reap)
+);
+-- The resolved job of each job task (runner, command, timeout, retries, labels,
+-- declared params, version): written once when the run starts, read by
+-- claim_job_tasks.  Kept out of job_task, whose row is rewritten at every
+-- stage change (stage is in the partial indexes' predicates, so no HOT
+-- update): a narrower row is less WAL per status update.
+CREATE TABLE job_task_spec (
+    job_task_id      bigint      PRIMARY KEY REFERENCES job_task (id) ON DELETE CASCADE,
+    job              jsonb       NOT NULL
+);
+
+-- all tasks of a run, in order
+CREATE INDEX job_task_run_idx ON job_task (pipeline_task_id, stage_index, task_index);
+-- tasks that still hold their stage open: next_run and advancing read only this
+CREATE INDEX job_task_open_idx ON job_task (pipeline_task_id, stage_index, task_index)
+    WHERE stage < 'canceled' OR gate IS NOT NULL;
+-- the runners' queue
+CREATE INDEX job_task_queue_idx ON job_task (id) WHERE stage = 'scheduling';
+-- (reap() finds running tasks through job_task_open_idx: one index fewer to
+-- maintain on every stage change, and open tasks are few)
+
+-- The outbox: one row per stage change, written in the changing transaction.
+CREATE TABLE event (
+    id               bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    at               timestamptz NOT NULL DEFAULT clock_timestamp(),
+    kind             text        NOT NULL CHECK (kind IN ('job_task', 'pipeline_task')),
+    object_id        bigint      NOT NULL,
+    pipeline_task_id bigint,
+    old_stage        task_stage,
+    new_stage        task_stage  NOT NULL,
+    payload          jsonb       NOT NULL
+);
+-- BRIN: events arrive in id order, runs roughly so; purge() and per-run reads
+-- find their pages without a B-tree insert on every event
+CREATE INDEX event_run_idx ON event USING brin (pipeline_task_id);
+
+-- What a hook sender must deliver: one row per (event, matching hook).
+CREATE TABLE hook_delivery (
+    id               bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    event_id         bigint      NOT NULL,
+    pipeline_task_id bigint,
+    job_task_id      bigint,
+    kind             text        NOT NULL CHECK (kind IN ('webhook', 'im_robot', 'mention')),
+    target           jsonb       NOT NULL,
+    status           text        NOT NULL DEFAULT 'pending'
+                     CHECK (status IN ('pending', 'sending', 'succeeded', 'failed')),
+    attempts         int         NOT NULL DEFAULT 0,
+    http_code        int,
+    response         text,
+    cost_ms          int,
+    next_attempt_at  timestamptz NOT NULL DEFAULT now(),
+    created_at       timestamptz NOT NULL DEFAULT now(),
+    sender           text,
+    lease_until      timestamptz,
+    finished_at      timestamptz,
+    results          jsonb       NOT NULL DEFAULT '[]'   -- every attempt's result, oldest first
+);
+CREATE INDEX hook_delivery_due_idx ON hook_delivery (next_attempt_at, id)
+    WHERE status IN ('pending', 'sending');
+CREATE INDEX hook_delivery_run_idx ON hook_delivery (pipeline_task_id, id);
+CREATE INDEX hook_delivery_task_idx ON hook_delivery (job_task_id, id) WHERE job_task_id IS NOT NULL;
+
+-- Schedules registered with pg_cron by pipeline.schedule().
+CREATE TABLE schedule (
+    name         text        PRIMARY KEY,
+    cron         text        NOT NULL,
+    pipeline     text        NOT NULL,
+    params       jsonb       NOT NULL DEFAULT '{}',
+    cron_job_id  bigint      NOT NULL,
+    created_at   timestamptz NOT NULL DEFAULT now(),
+    created_by   text        NOT NULL DEFAULT current_user
+);
+
+-- Output of job tasks, appended by runners.
+CREATE TABLE job_task_log (
+    job_task_id      bigint      NOT NULL,
+    seq              bigint      GENERATED ALWAYS AS IDENTITY,
+    at               timestamptz NOT NULL DEFAULT clock_timestamp(),
+    chunk            text        NOT NULL,
+    PRIMARY KEY (job_task_id, seq)
+);
+
+-- Rejected update tokens.  A sequence, because the rejecting transaction rolls
+-- back and nextval() is the one counter a rolled-back transaction keeps.
+CREATE SEQUENCE rejected_token_seq;
+
+-- ---------------------------------------------------------------------------
+-- Definitions (src/definition.c)
+CREATE FUNCTION define_job(definition jsonb) RETURNS int
+    AS 'MODULE_PATHNAME', 'pl_define_job' LANGUAGE C VOLATILE;
+
+CREATE FUNCTION define_pipeline(definition jsonb) RETURNS int
+    AS 'MODULE_PATHNAME', 'pl_define_pipeline' LANGUAGE C VOLATILE;
+
+-- Runs (src/run.c)
+CREATE FUNCTION run_pipeline(pipeline text, params jsonb DEFAULT '{}',
+                             dry_run boolean DEFAULT false,
+                             run_by text DEFAULT current_user,
+                             labels jsonb DEFAULT '{}',
+                             on_busy text DEFAULT 'error')
+    RETURNS bigint
+    AS 'MODULE_PATHNAME', 'pl_run_pipeline' LANGUAGE C VOLATILE;
+
+CREATE FUNCTION plan(pipeline text, params jsonb DEFAULT '{}')
+    RETURNS TABLE (stage_index int, stage_name text, task_index int, task_name text,
+                   job_name text, params jsonb, gates jsonb)
+    AS 'MODULE_PATHNAME', 'pl_plan' LANGUAGE C STABLE;
+
+-- Status updates (src/status.c)
+CREATE FUNCTION update_job_task_status(id bigint, stage task_stage, update_token text,
+                                       message text DEFAULT NULL, detail jsonb DEFAULT NULL,
+                                       runtime_envs jsonb DEFAULT NULL,
+                                       extension jsonb DEFAULT NULL,
+                                       force_update_status boolean DEFAULT false,
+                                       force_trigger_pipeline boolean DEFAULT false)
+    RETURNS job_task
+    AS 'MODULE_PATHNAME', 'pl_update_job_task_status' LANGUAGE C VOLATILE;
+
+CREATE FUNCTION heartbeat(id bigint, update_token text) RETURNS void
+    AS 'MODULE_PATHNAME', 'pl_heartbeat' LANGUAGE C VOLATILE;
+
+-- Next-task selection (src/advance.c)
+CREATE FUNCTION next_run(pipeline_task_id bigint) RETURNS SETOF job_task
+    AS 'MODULE_PATHNAME', 'pl_next_run' LANGUAGE C STABLE;
+
+CREATE FUNCTION cancel_pipeline_task(id bigint, reason text DEFAULT NULL)
+    RETURNS pipeline_task
+    AS 'MODULE_PATHNAME', 'pl_cancel_pipeline_task' LANGUAGE C VOLATILE;
+
+-- Claiming (src/claim.c)
+CREATE FUNCTION claim_job_tasks(runner text, max int DEFAULT 1, labels jsonb DEFAULT '{}')
+    RETURNS TABLE (id bigint, update_token text, pipeline_task_id bigint, job jsonb,
+                   params jsonb, dry_run boolean)
+    AS 'MODULE_PATHNAME', 'pl_claim_job_tasks' LANGUAGE C VOLATILE;
+
+-- Events (src/event.c)
+CREATE FUNCTION events_since(after_id bigint, max int DEFAULT 1000) RETURNS SETOF event
+    AS 'MODULE_PATHNAME', 'pl_events_since' LANGUAGE C VOLATILE;
+
+-- Gates, retries, reaping, logs (src/gates.c)
+CREATE FUNCTION audit_job_task(id bigint, pass boolean, comment text DEFAULT NULL)
+    RETURNS job_task
+    AS 'MODULE_PATHNAME', 'pl_audit_job_task' LANGUAGE C VOLATILE;
+
+CREATE FUNCTION confirm_job_task(id bigint, pass boolean, comment text DEFAULT NULL)
+    RETURNS job_task
+    AS 'MODULE_PATHNAME', 'pl_confirm_job_task' LANGUAGE C VOLATILE;
+
+CREATE FUNCTION retry_job_task(id bigint) RETURNS job_task
+    AS 'MODULE_PATHNAME', 'pl_retry_job_task' LANGUAGE C VOLATILE;
+
+CREATE FUNCTION reap() RETURNS int
+    AS 'MODULE_PATHNAME', 'pl_reap' LANGUAGE C VOLATILE;
+
+CREATE FUNCTION append_job_task_log(id bigint, update_token text, chunk text) RETURNS bigint
+    AS 'MODULE_PATHNAME', 'pl_append_job_task_log' LANGUAGE C VOLATILE;
+
+CREATE FUNCTION job_task_log(id bigint)
+    RETURNS TABLE (seq bigint, at timestamptz, chunk text)
+    LANGUAGE plpgsql STABLE AS $fn$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pipeline.job_task t WHERE t.id = job_task_log.id) THEN
+        RAISE EXCEPTION 'job task % does not exist', job_task_log.id USING ERRCODE = 'P0002';
+    END IF;
+    RETURN QUERY SELECT l.seq, l.at, l.chunk FROM pipeline.job_task_log l
+                  WHERE l.job_task_id = job_task_log.id ORDER BY l.seq;
+END
+$fn$;
+
+-- ---------------------------------------------------------------------------
+-- Hook deliveries: written with each event (src/event.c), sent by a hook
+-- sender such as `pipelinectl hookd`.
+
+-- Claims due deliveries (pending, or sending with an expired lease), oldest
+-- first, skipping rows other senders hold.  Each claim is an attempt; the
+-- lease makes a dead sender's delivery due again (at-least-once).
+CREATE FUNCTION claim_hook_deliveries(sender text, max int DEFAULT 10,
+                                      lease interval DEFAULT '1 minute')
+    RETURNS TABLE (id bigint, event_id bigint, pipeline_task_id bigint, job_task_id bigint,
+                   kind text, target jsonb, attempts int, event jsonb, body jsonb)
+    LANGUAGE plpgsql VOLATILE AS $fn$
+BEGIN
+    IF sender IS NULL OR sender = '' THEN
+        RAISE EXCEPTION 'claim_hook_deliveries: sender name must not be empty'
+            USING ERRCODE = '22023';
+    END IF;
+    IF max IS NULL OR max < 1 OR max > 1000 THEN
+        RAISE EXCEPTION 'hook sender "%": max must be between 1 and 1000, not %', sender, max
+            USING ERRCODE = '22023';
+    END IF;
+    IF lease IS NULL OR lease <= interval '0' THEN
+        RAISE EXCEPTION 'hook sender "%": lease must be positive', sender USING ERRCODE = '22023';
+    END IF;
+    RETURN QUERY
+    WITH c AS (
+        SELECT d.id FROM pipeline.hook_delivery d
+         WHERE d.status IN ('pending', 'sending') AND d.next_attempt_at <= now()
+         ORDER BY d.next_attempt_at, d.id
+         LIMIT max FOR UPDATE SKIP LOCKED),
+    u AS (
+        UPDATE pipeline.hook_delivery d
+           SET status = 'sending', sender = claim_hook_deliveries.sender,
+               attempts = d.attempts + 1, lease_until = now() + lease,
+               next_attempt_at = now() + lease
+          FROM c WHERE d.id = c.id
+        RETURNING d.*)
+    SELECT u.id, u.event_id, u.pipeline_task_id, u.job_task_id, u.kind, u.target, u.attempts,
+           to_jsonb(e),
+           jsonb_build_object('delivery_id', u.id, 'kind', u.kind, 'attempt', u.attempts,
+                              'event', to_jsonb(e),
+                              'mention', CASE WHEN u.kind = 'mention' THEN u.target->'user' END)
+      FROM u JOIN pipeline.event e ON e.id = u.event_id
+     ORDER BY u.id;
+END
+$fn$;
+
+-- Records the result of one attempt.  A failure is retried after
+-- pipeline.hook_backoff * 2^(attempts-1) seconds (at most an hour) until
+-- pipeline.hook_max_attempts attempts were made; then the delivery is failed.
+CREATE FUNCTION complete_hook_delivery(id bigint, success boolean, http_code int,
+                                       response text, cost_ms int)
+    RETURNS hook_delivery
+    LANGUAGE plpgsql VOLATILE AS $fn$
+DECLARE
+    d pipeline.hook_delivery;
+    max_attempts int := COALESCE(NULLIF(current_setting('pipeline.hook_max_attempts', true), '')::int, 5);
+    backoff int := COALESCE(NULLIF(current_setting('pipeline.hook_backoff', true), '')::int, 10);
+BEGIN
+    IF id IS NULL OR success IS NULL THEN
+        RAISE EXCEPTION 'complete_hook_delivery: id and success must not be null'
+            USING ERRCODE = '22004';
+    END IF;
+    SELECT * INTO d FROM pipeline.hook_delivery h WHERE h.id = complete_hook_delivery.id FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'hook delivery % does not exist', id USING ERRCODE = 'P0002';
+    END IF;
+    IF d.status <> 'sending' THEN
+        RAISE EXCEPTION 'hook delivery % is %, not being sent', id, d.status
+            USING ERRCODE = '55000', HINT = 'Claim it with claim_hook_deliveries() first.';
+    END IF;
+    UPDATE pipeline.hook_delivery h SET
+        http_code = complete_hook_delivery.http_code,
+        response = left(complete_hook_delivery.response, 4096),
+        cost_ms = complete_hook_delivery.cost_ms,
+        results = h.results || jsonb_build_array(jsonb_build_object(
+            'attempt', h.attempts, 'at', now(), 'sender', h.sender, 'success', success,
+            'http_code', complete_hook_delivery.http_code,
+            'response', left(complete_hook_delivery.response, 1024),
+            'cost_ms', complete_hook_delivery.cost_ms)),
+        status = CASE WHEN success THEN 'succeeded'
+                      WHEN h.attempts >= max_attempts THEN 'failed'
+                      ELSE 'pending' END,
+        next_attempt_at = CASE WHEN success OR h.attempts >= max_attempts THEN h.next_attempt_at
+                               ELSE now() + make_interval(secs => LEAST(3600,
+                                        backoff * power(2, h.attempts - 1))) END,
+        finished_at = CASE WHEN success OR h.attempts >= max_attempts THEN now() END,
+        lease_until = NULL
+     WHERE h.id = complete_hook_delivery.id
+    RETURNING h.* INTO d;
+    RETURN d;
+END
+$fn$;
+
+-- ---------------------------------------------------------------------------
+-- Schedules (pg_cron)
+
+CREATE FUNCTION schedule(name text, cron text, pipeline text, params jsonb DEFAULT '{}')
+    RETURNS bigint
+    LANGUAGE plpgsql VOLATILE AS $fn$
+DECLARE
+    job_id bigint;
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_cron') THEN
+        RAISE EXCEPTION 'pipeline.schedule needs the pg_cron extension, which is not installed'
+            USING ERRCODE = '0A000',
+                  HINT = 'Add pg_cron to shared_preload_libraries, restart, then CREATE EXTENSION pg_cron.';
+    END IF;
+    IF name IS NULL OR name = '' OR cron IS NULL OR pipeline IS NULL THEN
+        RAISE EXCEPTION 'schedule: name, cron and pipeline must be given' USING ERRCODE = '22023';
+    END IF;
+    IF params IS NULL OR jsonb_typeof(params) <> 'object' THEN
+        RAISE EXCEPTION 'schedule "%": params must be a JSON object', name USING ERRCODE = '22023';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pipeline.pipeline p WHERE p.name = schedule.pipeline) THEN
+        RAISE EXCEPTION 'schedule "%": pipeline "%" does not exist', name, pipeline
+            USING ERRCODE = '42704';
+    END IF;
+    EXECUTE 'SELECT cron.schedule($1, $2, $3)' INTO job_id
+      USING 'pipeline:' || name, cron,
+            format('SELECT pipeline.run_pipeline(%L, %L::jsonb, run_by => %L)',
+                   pipeline, params::text, 'schedule:' || name);
+    INSERT INTO pipeline.schedule AS s (name, cron, pipeline, params, cron_job_id, created_by)
+    VALUES (name, cron, pipeline, params, job_id, session_user)
+    ON CONFLICT ON CONSTRAINT schedule_pkey DO UPDATE
+       SET cron = EXCLUDED.cron, pipeline = EXCLUDED.pipeline, params = EXCLUDED.params,
+           cron_job_id = EXCLUDED.cron_job_id;
+    RETURN job_id;
+END
+$fn$;
+
+CREATE FUNCTION unschedule(name text) RETURNS boolean
+    LANGUAGE plpgsql VOLATILE AS $fn$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_cron') THEN
+        RAISE EXCEPTION 'pipeline.unschedule needs the pg_cron extension, which is not installed'
+            USING ERRCODE = '0A000';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pipeline.schedule s WHERE s.name = unschedule.name) THEN
+        RAISE EXCEPTION 'schedule "%" does not exist', name USING ERRCODE = '42704';
+    END IF;
+    EXECUTE 'SELECT cron.unschedule($1)' USING 'pipeline:' || name;
+    DELETE FROM pipeline.schedule s WHERE s.name = unschedule.name;
+    RETURN true;
+END
+$fn$;
+
+-- ---------------------------------------------------------------------------
+-- Retention
+
+CREATE FUNCTION purge(older_than interval) RETURNS bigint
+    LANGUAGE plpgsql VOLATILE AS $fn$
+DECLARE
+    n bigint;
+    doomed bigint[];
+BEGIN
+    IF older_than IS NULL OR older_than < interval '0' THEN
+        RAISE EXCEPTION 'purge: older_than must be a non-negative interval' USING ERRCODE = '22023';
+    END IF;
+    doomed := ARRAY(SELECT p.id FROM pipeline.pipeline_task p
+                     WHERE p.stage >= 'canceled' AND p.end_at < now() - older_than
+                     ORDER BY p.id FOR UPDATE SKIP LOCKED);
+    n := cardinality(doomed);
+    DELETE FROM pipeline.hook_delivery d WHERE d.pipeline_task_id = ANY (doomed);
+    DELETE FROM pipeline.event e WHERE e.pipeline_task_id = ANY (doomed);
+    DELETE FROM pipeline.job_task_log l USING pipeline.job_task t
+     WHERE l.job_task_id = t.id AND t.pipeline_task_id = ANY (doomed);
+    DELETE FROM pipeline.pipeline_task p WHERE p.id = ANY (doomed);
+    RETURN n;
+END
+$fn$;
+
+-- ---------------------------------------------------------------------------
+-- Pictures of a run
+
+CREATE FUNCTION graph(pipeline_task_id bigint, format text DEFAULT 'mermaid') RETURNS text
+    LANGUAGE plpgsql STABLE AS $fn$
+DECLARE
+    run record;
+    st record;
+    t record;
+    out text;
+    prev_first text;
+    prev_cluster int;
+    colour jsonb := '{"pending": "#d0d7de", "scheduling": "#bf8700", "creating": "#bf8700",
+                      "active": "#0969da", "canceling": "#8250df", "canceled": "#6e7781",
+                      "failed": "#cf222e", "succeeded": "#1a7f37", "skipped": "#eaeef2"}';
+BEGIN
+    IF format IS NULL OR format NOT IN ('mermaid', 'dot') THEN
+        RAISE EXCEPTION 'graph: format must be mermaid or dot, not %', coalesce(format, 'null')
+            USING ERRCODE = '22023';
+    END IF;
+    SELECT * INTO run FROM pipeline.pipeline_task p WHERE p.id = graph.pipeline_task_id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'pipeline task % does not exist', graph.pipeline_task_id USING ERRCODE = 'P0002';
+    END IF;
+    IF format = 'mermaid' THEN
+        out := format(E'flowchart LR
+  %%%% %s #%s: %s
+', run.pipeline_name, run.id, run.stage);
+        FOR st IN SELECT stage_index, stage_name, bool_or(is_parallel) AS par
+                    FROM pipeline.job_task j WHERE j.pipeline_task_id = run.id
+                   GROUP BY stage_index, stage_name ORDER BY stage_index LOOP
+            out := out || format(E'  subgraph s%s["%s%s"]
+', st.stage_index, st.stage_name,
+                                 CASE WHEN st.par THEN ' (parallel)' ELSE '' END);
+            FOR t IN SELECT * FROM pipeline.job_task j
+                      WHERE j.pipeline_task_id = run.id AND j.stage_index = st.stage_index
+                      ORDER BY task_index LOOP
+                out := out || format(E'    t%s["%s<br/>%s%s"]:::%s
+', t.id,
+                                     replace(t.task_name, '"', ''), t.stage,
+                                     CASE WHEN t.end_at IS NOT NULL AND t.start_at IS NOT NULL
+                                          THEN ' ' || round(extract(epoch FROM t.end_at - t.start_at)::numeric, 1) || 's'
+                                          ELSE '' END,
+                                     t.stage);
+                IF NOT st.par AND t.task_index > 0 THEN
+                    out := out || format(E'    t%s --> t%s
+',
+                        (SELECT j.id FROM pipeline.job_task j WHERE j.pipeline_task_id = run.id
+                            AND j.stage_index = st.stage_index AND j.task_index = t.task_index - 1), t.id);
+                END IF;
+            END LOOP;
+            out := out || E'  end
+';
+            IF st.stage_index > 0 THEN
+                out := out || format(E'  s%s --> s%s
+', st.stage_index - 1, st.stage_index);
+            END IF;
+        END LOOP;
+        FOR t IN SELECT key, value FROM jsonb_each_text(colour) LOOP
+            out := out || format(E'  classDef %s fill:%s,color:%s
+', t.key, t.value,
+                                 CASE WHEN t.key IN ('pending', 'skipped') THEN '#24292f' ELSE '#ffffff' END);
+        END LOOP;
+        RETURN out;
+    END IF;
+    -- dot
+    out := format(E'digraph pipeline_task_%s {
+  label="%s #%s: %s"; labelloc=t; rankdir=LR; compound=true; fontname="Helvetica";
+'
+                  '  node [shape=box, style="rounded,filled", fontname="Helvetica", fontcolor="white"];
+',
+                  run.id, run.pipeline_name, run.id, run.stage);
+    FOR st IN SELECT stage_index, stage_name, bool_or(is_parallel) AS par, min(id) AS first_id
+                FROM pipeline.job_task j WHERE j.pipeline_task_id = run.id
+               GROUP BY stage_index, stage_name ORDER BY stage_index LOOP
+        out := out || format(E'  subgraph cluster_%s {
+    label="%s%s"; style=rounded; color="#8c959f"; fontname="Helvetica";
+',
+                             st.stage_index, st.stage_name, CASE WHEN st.par THEN ' (parallel)' ELSE '' END);
+        FOR t IN SELECT * FROM pipeline.job_task j
+                  WHERE j.pipeline_task_id = run.id AND j.stage_index = st.stage_index
+                  ORDER BY task_index LOOP
+            out := out || format(E'    t%s [label="%s\\n%s%s", fillcolor="%s"%s];
+', t.id,
+                                 replace(t.task_name, '"', ''), t.stage,
+                                 CASE WHEN t.end_at IS NOT NULL AND t.start_at IS NOT NULL
+                                      THEN ' ' || round(extract(epoch FROM t.end_at - t.start_at)::numeric, 1) || 's'
+                                      ELSE '' END,
+                                 colour->>t.stage::text,
+                                 CASE WHEN t.stage IN ('pending', 'skipped') THEN ', fontcolor="#24292f"' ELSE '' END);
+            IF NOT st.par AND t.task_index > 0 THEN
+                out := out || format(E'    t%s -> t%s;
+',
+                    (SELECT j.id FROM pipeline.job_task j WHERE j.pipeline_task_id = run.id
+                        AND j.stage_index = st.stage_index AND j.task_index = t.task_index - 1), t.id);
+            END IF;
+        END LOOP;
+        out := out || E'  }
+';
+        IF prev_first IS NOT NULL THEN
+            out := out || format(E'  %s -> t%s [ltail=cluster_%s, lhead=cluster_%s];
+',
+                                 prev_first, st.first_id, prev_cluster, st.stage_index);
+        END IF;
+        prev_first := 't' || st.first_id;
+        prev_cluster := st.stage_index;
+    END LOOP;
+    RETURN out || E'}
+';
+END
+$fn$;
+
+-- Constant-time comparison of two SHA-256 digests (used by the status update).
+CREATE FUNCTION digest_ok(stored bytea, presented bytea) RETURNS boolean
+    AS 'MODULE_PATHNAME', 'pl_digest_ok' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+
+-- Masks the values of the named params: {"A":"x","B":"y"} with {B} -> {"A":"x","B":"******"}.
+-- A run param scoped to one task ("stage.task.B") is masked when B is.
+CREATE FUNCTION mask_params(params jsonb, sensitive text[]) RETURNS jsonb
+    AS 'MODULE_PATHNAME', 'pl_mask_params' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+
+-- A pipeline_task row as callers may see it: params and runtime envs masked.
+CREATE FUNCTION redact_run(r pipeline_task) RETURNS pipeline_task
+    LANGUAGE plpgsql IMMUTABLE AS $fn$
+BEGIN
+    r.params := pipeline.mask_params(r.params, r.sensitive);
+    r.runtime_envs := pipeline.mask_params(r.runtime_envs, r.sensitive);
+    RETURN r;
+END
+$fn$;
+
+-- A job definition as people may see it: defaults of sensitive params masked.
+CREATE FUNCTION redact_job(definition jsonb) RETURNS jsonb
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    RETURN CASE WHEN pg_catalog.jsonb_typeof(definition OPERATOR(pg_catalog.->) 'params') OPERATOR(pg_catalog.=) 'array'
+           THEN pg_catalog.jsonb_set(definition, '{params}', COALESCE((
+               SELECT pg_catalog.jsonb_agg(CASE WHEN (p OPERATOR(pg_catalog.->>) 'sensitive')::boolean
+                                                 AND p OPERATOR(pg_catalog.->>) 'default' IS NOT NULL
+                                           THEN p OPERATOR(pg_catalog.||) '{"default": "******"}'
+                                           ELSE p END ORDER BY n)
+                 FROM pg_catalog.jsonb_array_elements(definition OPERATOR(pg_catalog.->) 'params')
+                      WITH ORDINALITY AS a(p, n)), '[]'))
+           ELSE definition END;
+
+-- ---------------------------------------------------------------------------
+-- Views: what people and dashboards read.  Secrets are masked, digests hidden.
+
+CREATE VIEW job_tasks AS
+SELECT t.id, t.pipeline_task_id, t.stage_index, t.stage_name, t.task_index, t.task_name,
+       t.job_name, t.job_version, t.stage, t.message, t.detail, t.extension,
+       mask_params(t.runtime_envs, t.sensitive) AS runtime_envs,
+       t.runner, t.attempt, t.dry_run, t.created_at, t.start_at, t.end_at,
+       mask_params(t.params, t.sensitive) AS params,
+       t.labels, t.is_parallel, t.ignore_failed, t.audit, t.confirm, t.gate, t.gate_result,
+       t.heartbeat_at, t.updated_at,
+       t.end_at - t.start_at AS duration
+  FROM job_task t;
+
+CREATE VIEW pipeline_tasks AS
+SELECT p.id, p.pipeline_name, p.pipeline_version, p.stage, p.message,
+       mask_params(p.params, p.sensitive) AS params,
+       mask_params(p.runtime_envs, p.sensitive) AS runtime_envs,
+       p.dry_run, p.run_by, p.labels, p.created_at, p.start_at, p.end_at,
+       p.end_at - p.start_at AS duration,
+       (SELECT count(*) FROM job_task t WHERE t.pipeline_task_id = p.id) AS tasks_total,
+       (SELECT count(*) FROM job_task t WHERE t.pipeline_task_id = p.id
+                                          AND t.stage >= 'canceled' AND t.gate IS NULL) AS tasks_done
+  FROM pipeline_task p;
+
+-- A hook target as people may see it: the secret, header values (think
+-- Authorization) and the URL's query string (robot access tokens) masked.
+CREATE FUNCTION redact_target(target jsonb) RETURNS jsonb
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    RETURN target
+        OPERATOR(pg_catalog.||) CASE WHEN target OPERATOR(pg_catalog.->>) 'secret' IS NOT NULL
+                THEN '{"secret": "******"}'::jsonb ELSE '{}'::jsonb END
+        OPERATOR(pg_catalog.||) CASE WHEN pg_catalog.jsonb_typeof(target OPERATOR(pg_catalog.->) 'headers') OPERATOR(pg_catalog.=) 'object'
+                THEN pg_catalog.jsonb_build_object('headers', COALESCE((
+                    SELECT pg_catalog.jsonb_object_agg(h.key, '******')
+                      FROM pg_catalog.jsonb_each(target OPERATOR(pg_catalog.->) 'headers') AS h), '{}'::jsonb))
+                ELSE '{}'::jsonb END
+        OPERATOR(pg_catalog.||) CASE WHEN (target OPERATOR(pg_catalog.->>) 'url') OPERATOR(pg_catalog.~) '[?]'
+                THEN pg_catalog.jsonb_build_object('url',
+                    pg_catalog.regexp_replace(target OPERATOR(pg_catalog.->>) 'url', '[?].*$', '?******'))
+                ELSE '{}'::jsonb END;
+
+-- Hook deliveries with secrets masked, one row per (event, hook).
+CREATE VIEW deliveries AS
+SELECT d.id, d.event_id, d.pipeline_task_id, d.job_task_id, e.kind AS event_kind,
+       e.old_stage, e.new_stage, d.kind,
+       redact_target(d.target) AS target,
+       d.status, d.attempts, d.http_code, d.response, d.cost_ms, d.next_attempt_at,
+       d.results, d.created_at, d.finished_at
+  FROM hook_delivery d JOIN event e ON e.id = d.event_id;
+
+-- Every delivery a job task's events caused, with every attempt's result.
+CREATE FUNCTION job_task_deliveries(id bigint) RETURNS SETOF deliveries
+    LANGUAGE sql STABLE
+    AS $fn$ SELECT * FROM pipeline.deliveries d WHERE d.job_task_id = $1 ORDER BY d.id $fn$;
+
+-- Health of the engine at a glance.
+CREATE VIEW stats AS
+SELECT
+    (SELECT COALESCE(jsonb_object_agg(stage, n), '{}') FROM
+        (SELECT stage, count(*) AS n FROM pipeline_task GROUP BY stage) r) AS runs_by_stage,
+    (SELECT COALESCE(jsonb_object_agg(stage, n), '{}') FROM
+        (SELECT stage, count(*) AS n FROM job_task GROUP BY stage) t) AS tasks_by_stage,
+    (SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM rejected_token_seq) AS rejected_tokens,
+    (SELECT COALESCE(jsonb_object_agg(status, n), '{}') FROM
+        (SELECT status, count(*) AS n FROM hook_delivery GROUP BY status) d) AS deliveries_by_status,
+    (SELECT now() - min(updated_at) FROM job_task WHERE stage = 'scheduling') AS oldest_waiting_task_age,
+    (SELECT count(*) FROM job_task WHERE gate IS NOT NULL) AS tasks_at_gates;
+
+-- Latest version of each definition.
+CREATE VIEW jobs AS
+SELECT DISTINCT ON (name) name, version, redact_job(definition) AS definition, created_at, created_by
+  FROM job ORDER BY name, version DESC;
+
+CREATE VIEW pipelines AS
+SELECT DISTINCT ON (name) name, version, definition, created_at, created_by
+  FROM pipeline ORDER BY name, version DESC;
+
+-- ---------------------------------------------------------------------------
+-- Privileges: nothing to PUBLIC.  See README "Privileges" for role grants.
+--
+-- The API functions run as the extension owner (SECURITY DEFINER) with a
+-- pinned search_path, so a role needs only EXECUTE on the functions it may
+-- call and SELECT on the views it may read -- never the tables, which hold
+-- token digests, hook secrets and unmasked params.
+DO $do$
+DECLARE
+    f regprocedure;
+BEGIN
+    FOR f IN SELECT p.oid::regprocedure FROM pg_proc p
+              WHERE p.pronamespace = 'pipeline'::regnamespace
+                AND p.proname NOT IN ('mask_params', 'redact_run', 'redact_job', 'redact_target', 'digest_ok')
+    LOOP
+        EXECUTE format('ALTER FUNCTION %s SECURITY DEFINER SET search_path = pg_catalog, pg_temp', f);
+    END LOOP;
+END
+$do$;
+REVOKE ALL ON ALL TABLES IN SCHEMA pipeline FROM PUBLIC;
+REVOKE ALL ON ALL SEQUENCES IN SCHEMA pipeline FROM PUBLIC;
+REVOKE ALL ON ALL FUNCTIONS IN SCHEMA pipeline FROM PUBLIC;
+REVOKE ALL ON SCHEMA pipeline FROM PUBLIC;
