@@ -15,12 +15,23 @@
 
 #include "catalog/pg_type.h"
 #include "common/hashfn.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/json.h"
 #include "utils/jsonb.h"
 
 #include "pipeline.h"
+
+/* Definition-time limits (README "Definitions"); each refusal is 22023 with the path. */
+#define PL_MAX_DOCUMENT (1024 * 1024)	/* a definition, as jsonb */
+#define PL_MAX_COMMAND (64 * 1024)	/* a job's command */
+#define PL_MAX_VALUE (64 * 1024)	/* a param default, a run_params value */
+#define PL_MAX_STRING (16 * 1024)	/* any other string (descriptions, urls, labels, ...) */
+#define PL_MAX_HEADER 8192		/* a hook header's value (what hookd sends) */
+#define PL_MAX_STAGES 1000		/* stages of a pipeline */
+#define PL_MAX_STAGE_TASKS 1000	/* tasks of one stage */
+#define PL_MAX_TASKS 2000		/* tasks of a pipeline, all stages together */
 
 typedef struct DefCtx
 {
@@ -33,20 +44,54 @@ static void def_error(DefCtx *ctx, const char *path, const char *fmt,...) pg_att
 static void
 def_error(DefCtx *ctx, const char *path, const char *fmt,...)
 {
-	char		msg[1024];
-	va_list		ap;
+	StringInfoData msg;
 
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
+	/* formatted in full (no fixed buffer: a cut could fall inside a character) */
+	initStringInfo(&msg);
+	for (;;)
+	{
+		va_list		ap;
+		int			needed;
+
+		va_start(ap, fmt);
+		needed = appendStringInfoVA(&msg, fmt, ap);
+		va_end(ap);
+		if (needed == 0)
+			break;
+		enlargeStringInfo(&msg, needed);
+	}
 	if (ctx->name)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("%s \"%s\": %s: %s", ctx->kind, ctx->name, path, msg)));
+				 errmsg("%s \"%s\": %s: %s", ctx->kind, pl_clip(ctx->name), pl_clip_n(path, 256),
+						msg.data)));
 	else
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("%s definition: %s: %s", ctx->kind, path, msg)));
+				 errmsg("%s definition: %s: %s", ctx->kind, pl_clip_n(path, 256), msg.data)));
+}
+
+/*
+ * A user's value as quoted in an error message: at most max bytes, cut at a
+ * character boundary (pg_mbcliplen), "..." appended when cut.
+ */
+char *
+pl_clip_n(const char *s, int max)
+{
+	int			len;
+
+	if (s == NULL)
+		return "(null)";
+	len = strlen(s);
+	if (len <= max)
+		return (char *) s;
+	return psprintf("%.*s...", pg_mbcliplen(s, len, max), s);
+}
+
+char *
+pl_clip(const char *s)
+{
+	return pl_clip_n(s, PL_CLIP_BYTES);
 }
 
 static char *
@@ -59,6 +104,15 @@ static char *
 path_idx(const char *base, const char *key, int i)
 {
 	return base[0] ? psprintf("%s.%s[%d]", base, key, i) : psprintf("%s[%d]", key, i);
+}
+
+/* A string no longer than max bytes (command, description, defaults, ...). */
+static void
+check_size(DefCtx *ctx, const char *path, const char *s, size_t len, size_t max,
+		   const char *max_text)
+{
+	if (s != NULL && len > max)
+		def_error(ctx, path, "is %zu bytes long; at most %s are allowed", len, max_text);
 }
 
 /* names: letters, digits, '_', '-', and (if allowed) '.'; starts with a letter or digit */
@@ -181,6 +235,12 @@ get_string(DefCtx *ctx, const char *path, JsonbContainer *obj, const char *key,
 	}
 	if (v->type != jbvString)
 		def_error(ctx, path_key(path, key), "must be a string, not %s", jbv_type_name(v));
+	if (strcmp(key, "command") == 0)
+		check_size(ctx, path_key(path, key), v->val.string.val, v->val.string.len,
+				   PL_MAX_COMMAND, "64 KiB");
+	else
+		check_size(ctx, path_key(path, key), v->val.string.val, v->val.string.len,
+				   PL_MAX_STRING, "16 KiB");
 	return pnstrdup(v->val.string.val, v->val.string.len);
 }
 
@@ -196,27 +256,33 @@ get_bool(DefCtx *ctx, const char *path, JsonbContainer *obj, const char *key, bo
 	return v->val.boolean;
 }
 
+/*
+ * A non-negative integer: any JSON number with an integral value (1, 1.0, 1e2),
+ * between 0 and maxval.
+ */
 static int
 get_nonneg_int(DefCtx *ctx, const char *path, JsonbContainer *obj, const char *key,
 			   int dflt, int maxval)
 {
 	JsonbValue *v = pl_jb_get(obj, key);
-	char	   *s;
-	char	   *end;
-	long		l;
+	Datum		num;
+	Datum		whole;
 
 	if (v == NULL || v->type == jbvNull)
 		return dflt;
 	if (v->type != jbvNumeric)
 		def_error(ctx, path_key(path, key), "must be a non-negative integer, not %s",
 				  jbv_type_name(v));
-	s = pl_jbv_scalar_text(v);
-	errno = 0;
-	l = strtol(s, &end, 10);
-	if (*end != '\0' || errno != 0 || l < 0 || l > maxval)
+	num = NumericGetDatum(v->val.numeric);
+	whole = DirectFunctionCall2(numeric_trunc, num, Int32GetDatum(0));
+	if (!DatumGetBool(DirectFunctionCall2(numeric_eq, num, whole)) ||
+		DatumGetBool(DirectFunctionCall2(numeric_lt, num,
+										 DirectFunctionCall1(int4_numeric, Int32GetDatum(0)))) ||
+		DatumGetBool(DirectFunctionCall2(numeric_gt, num,
+										 DirectFunctionCall1(int4_numeric, Int32GetDatum(maxval)))))
 		def_error(ctx, path_key(path, key), "must be an integer between 0 and %d, not %s",
-				  maxval, s);
-	return (int) l;
+				  maxval, pl_clip(pl_jbv_scalar_text(v)));
+	return DatumGetInt32(DirectFunctionCall1(numeric_int4, num));
 }
 
 /* An object whose values are all strings (labels, headers). */
@@ -264,8 +330,112 @@ emit_string_map(DefCtx *ctx, const char *path, JsonbContainer *obj, const char *
 			sval = pl_jbv_scalar_text(&val);
 			if (sval == NULL)
 				continue;		/* null: no value */
+			if (names_are_params)
+				check_size(ctx, path_key(path_key(path, key), kname), sval, strlen(sval),
+						   PL_MAX_VALUE, "64 KiB");
+			else
+				check_size(ctx, path_key(path_key(path, key), kname), sval, strlen(sval),
+						   PL_MAX_STRING, "16 KiB");
 			pl_json_kv_str(out, &f, kname, sval);
 		}
+	}
+	appendStringInfoChar(out, '}');
+}
+
+/* A hook header as hookd sends it: a visible-ASCII name without ':', one line of value. */
+static void
+check_header(DefCtx *ctx, const char *path, const char *name, const char *value)
+{
+	if (name[0] == '\0')
+		def_error(ctx, path, "header name must not be empty");
+	for (const char *p = name; *p; p++)
+		if ((unsigned char) *p <= 32 || (unsigned char) *p >= 127 || *p == ':')
+			def_error(ctx, path, "\"%s\" is not a valid header name (visible ASCII, no ':')",
+					  pl_clip(name));
+	if (strchr(value, '\r') || strchr(value, '\n'))
+		def_error(ctx, path, "header value must be one line (no CR or LF)");
+	check_size(ctx, path, value, strlen(value), PL_MAX_HEADER, "8 KiB");
+}
+
+/*
+ * headers of a hook: an object {"Name": "value"}, or an array whose items are
+ * "Name: value" strings or {"name": .., "value": ..} objects.  Stored as the
+ * object form (what hook senders read); a name given twice in an array is refused.
+ */
+static void
+emit_headers(DefCtx *ctx, const char *path, JsonbContainer *obj, StringInfo out, bool *first)
+{
+	static const char *const h_keys[] = {"name", "value", NULL};
+	JsonbValue *v = pl_jb_get(obj, "headers");
+	char	   *hp = path_key(path, "headers");
+	char	  **names;
+	int			n;
+	bool		f = true;
+
+	if (v == NULL || v->type == jbvNull || !jbv_is_array(v))
+	{
+		JsonbIterator *it;
+		JsonbValue	k;
+		JsonbIteratorToken tok;
+
+		emit_string_map(ctx, path, obj, "headers", out, first, false);
+		if (v == NULL || v->type == jbvNull)
+			return;
+		it = JsonbIteratorInit(v->val.binary.data);
+		while ((tok = JsonbIteratorNext(&it, &k, true)) != WJB_DONE)
+		{
+			JsonbValue	val;
+			char	   *kname;
+
+			if (tok != WJB_KEY)
+				continue;
+			kname = pnstrdup(k.val.string.val, k.val.string.len);
+			(void) JsonbIteratorNext(&it, &val, true);
+			check_header(ctx, path_key(hp, kname), kname, pl_jbv_scalar_text(&val));
+		}
+		return;
+	}
+	n = JsonContainerSize(v->val.binary.data);
+	names = palloc0(sizeof(char *) * (n + 1));
+	if (!*first)
+		appendStringInfoString(out, ", ");
+	*first = false;
+	appendStringInfoString(out, "\"headers\": {");
+	for (int i = 0; i < n; i++)
+	{
+		JsonbValue *e = getIthJsonbValueFromContainer(v->val.binary.data, i);
+		char	   *ep = path_idx(path, "headers", i);
+		char	   *name;
+		char	   *value;
+
+		if (e->type == jbvString)
+		{
+			char	   *line = pnstrdup(e->val.string.val, e->val.string.len);
+			char	   *colon = strchr(line, ':');
+
+			if (colon == NULL)
+				def_error(ctx, ep, "must be \"Name: value\" (no ':' found)");
+			name = pnstrdup(line, colon - line);
+			value = colon + 1;
+			while (*value == ' ' || *value == '\t')
+				value++;
+		}
+		else if (jbv_is_object(e))
+		{
+			check_keys(ctx, ep, e->val.binary.data, h_keys);
+			name = get_string(ctx, ep, e->val.binary.data, "name", true, NULL);
+			value = get_string(ctx, ep, e->val.binary.data, "value", true, NULL);
+		}
+		else
+			def_error(ctx, ep, "must be a \"Name: value\" string or a {\"name\", \"value\"} object, not %s",
+					  jbv_type_name(e));
+		check_header(ctx, ep, name, value);
+		for (int j = 0; j < i; j++)
+			if (pg_strcasecmp(names[j], name) == 0)
+				def_error(ctx, ep, "header \"%s\" is given twice (also headers[%d])",
+						  pl_clip(name), j);
+		names[i] = name;
+		pl_json_kv_str(out, &f, name, value);
 	}
 	appendStringInfoChar(out, '}');
 }
@@ -298,6 +468,7 @@ emit_string_array(DefCtx *ctx, const char *path, JsonbContainer *obj, const char
 				def_error(ctx, path_idx(path, key, i), "must be a string, not %s",
 						  jbv_type_name(e));
 			s = pnstrdup(e->val.string.val, e->val.string.len);
+			check_size(ctx, path_idx(path, key, i), s, strlen(s), PL_MAX_STRING, "16 KiB");
 			if (stage_names)
 			{
 				bool		found = false;
@@ -310,7 +481,7 @@ emit_string_array(DefCtx *ctx, const char *path, JsonbContainer *obj, const char
 				if (!found)
 					def_error(ctx, path_idx(path, key, i),
 							  "\"%s\" is not a stage (pending, scheduling, creating, active, canceling, canceled, failed, succeeded, skipped)",
-							  s);
+							  pl_clip(s));
 			}
 			if (i > 0)
 				appendStringInfoString(out, ", ");
@@ -361,7 +532,7 @@ emit_hooks(DefCtx *ctx, const char *path, JsonbContainer *obj, const char *key,
 				appendStringInfoString(out, ", ");
 			appendStringInfoChar(out, '{');
 			pl_json_kv_str(out, &f, "url", url);
-			emit_string_map(ctx, hp, h, "headers", out, &f, false);
+			emit_headers(ctx, hp, h, out, &f);
 			emit_string_array(ctx, hp, h, "events", out, &f, true);
 			s = get_string(ctx, hp, h, "secret", false, NULL);
 			pl_json_kv_str(out, &f, "secret", s);
@@ -482,7 +653,7 @@ emit_job(DefCtx *ctx, const char *path, JsonbContainer *job, StringInfo out, boo
 	if (name && !pl_valid_name(name, true))
 		def_error(ctx, path_key(path, "name"),
 				  "\"%s\" is not a valid name (1-128 letters, digits, '_', '-', '.', starting with a letter or digit)",
-				  name);
+				  pl_clip(name));
 	runner = get_string(ctx, path, job, "runner", false, "shell");
 	if (runner[0] == '\0')
 		def_error(ctx, path_key(path, "runner"), "must not be empty");
@@ -524,7 +695,7 @@ emit_job(DefCtx *ctx, const char *path, JsonbContainer *job, StringInfo out, boo
 			if (!pl_valid_param_name(pname))
 				def_error(ctx, path_key(pp, "name"),
 						  "\"%s\" is not a valid parameter name (letters, digits and _, not starting with a digit)",
-						  pname);
+						  pl_clip(pname));
 			if (strncmp(pname, "JOB_TASK_", 9) == 0 || strcmp(pname, "PIPELINE_TASK_ID") == 0 ||
 				strcmp(pname, "PIPELINE_OUTPUT") == 0)
 				def_error(ctx, path_key(pp, "name"), "\"%s\" is a reserved system parameter",
@@ -539,6 +710,8 @@ emit_job(DefCtx *ctx, const char *path, JsonbContainer *job, StringInfo out, boo
 						  "must be a string, number or boolean, not %s", jbv_type_name(dv));
 			if (dv != NULL)
 				dflt = pl_jbv_scalar_text(dv);
+			check_size(ctx, path_key(pp, "default"), dflt, dflt ? strlen(dflt) : 0,
+					   PL_MAX_VALUE, "64 KiB");
 			if (i > 0)
 				appendStringInfoString(out, ", ");
 			appendStringInfoChar(out, '{');
@@ -614,14 +787,24 @@ require_object_arg(FunctionCallInfo fcinfo, const char *kind)
 
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("%s definition must not be null", kind)));
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("define_%s: definition must not be null", kind)));
 	jb = PG_GETARG_JSONB_P(0);
 	if (!pl_jb_is_object(jb))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("%s definition must be a JSON object", kind)));
 	return jb;
+}
+
+/* The whole document (path "$") is at most PL_MAX_DOCUMENT bytes as jsonb. */
+static void
+check_document_size(DefCtx *ctx, Jsonb *jb)
+{
+	size_t		size = VARSIZE_ANY_EXHDR(jb);
+
+	if (size > PL_MAX_DOCUMENT)
+		def_error(ctx, "$", "the definition is %zu bytes (as jsonb); at most 1 MiB is allowed", size);
 }
 
 /*
@@ -640,6 +823,7 @@ pl_define_job(PG_FUNCTION_ARGS)
 
 	if (nv && nv->type == jbvString)
 		ctx.name = pnstrdup(nv->val.string.val, nv->val.string.len);
+	check_document_size(&ctx, jb);
 	initStringInfo(&out);
 	emit_job(&ctx, "", &jb->root, &out, false);
 
@@ -673,11 +857,13 @@ pl_define_pipeline(PG_FUNCTION_ARGS)
 	char	   *seq;
 	int			nstages;
 	char	  **stage_names;
+	int			total_tasks = 0;
 	int			version;
 	JsonbValue *nv = pl_jb_get(root, "name");
 
 	if (nv && nv->type == jbvString)
 		ctx.name = pnstrdup(nv->val.string.val, nv->val.string.len);
+	check_document_size(&ctx, jb);
 
 	pl_spi_connect();			/* job lookups */
 
@@ -686,7 +872,7 @@ pl_define_pipeline(PG_FUNCTION_ARGS)
 	if (!pl_valid_name(name, true))
 		def_error(&ctx, "name",
 				  "\"%s\" is not a valid name (1-128 letters, digits, '_', '-', '.', starting with a letter or digit)",
-				  name);
+				  pl_clip(name));
 
 	initStringInfo(&out);
 	appendStringInfoChar(&out, '{');
@@ -695,7 +881,7 @@ pl_define_pipeline(PG_FUNCTION_ARGS)
 	pl_json_kv_bool(&out, &f, "is_parallel", get_bool(&ctx, "", root, "is_parallel", true));
 	seq = get_string(&ctx, "", root, "sequence_label", false, NULL);
 	if (seq && !pl_valid_name(seq, true))
-		def_error(&ctx, "sequence_label", "\"%s\" is not a valid label name", seq);
+		def_error(&ctx, "sequence_label", "\"%s\" is not a valid label name", pl_clip(seq));
 	pl_json_kv_str(&out, &f, "sequence_label", seq);
 	emit_hooks(&ctx, "", root, "webhooks", &out, &f, false);
 	emit_hooks(&ctx, "", root, "im_robot_notify", &out, &f, true);
@@ -709,8 +895,9 @@ pl_define_pipeline(PG_FUNCTION_ARGS)
 	nstages = JsonContainerSize(stages->val.binary.data);
 	if (nstages == 0)
 		def_error(&ctx, "stages", "must hold at least one stage");
-	if (nstages > 10000)
-		def_error(&ctx, "stages", "holds %d stages; at most 10000 are allowed", nstages);
+	if (nstages > PL_MAX_STAGES)
+		def_error(&ctx, "stages", "holds %d stages; at most %d are allowed", nstages,
+				  PL_MAX_STAGES);
 	stage_names = palloc0(sizeof(char *) * nstages);
 
 	appendStringInfoString(&out, ", \"stages\": [");
@@ -733,7 +920,7 @@ pl_define_pipeline(PG_FUNCTION_ARGS)
 		if (!pl_valid_name(sname, false))
 			def_error(&ctx, path_key(sp, "name"),
 					  "\"%s\" is not a valid stage name (1-128 letters, digits, '_', '-', starting with a letter or digit)",
-					  sname);
+					  pl_clip(sname));
 		for (int j = 0; j < si; j++)
 			if (strcmp(stage_names[j], sname) == 0)
 				def_error(&ctx, path_key(sp, "name"), "duplicate stage name \"%s\" (also stages[%d])",
@@ -755,9 +942,14 @@ pl_define_pipeline(PG_FUNCTION_ARGS)
 		ntasks = JsonContainerSize(tasks->val.binary.data);
 		if (ntasks == 0)
 			def_error(&ctx, path_key(sp, "tasks"), "must hold at least one task");
-		if (ntasks > 10000)
-			def_error(&ctx, path_key(sp, "tasks"), "holds %d tasks; at most 10000 are allowed",
-					  ntasks);
+		if (ntasks > PL_MAX_STAGE_TASKS)
+			def_error(&ctx, path_key(sp, "tasks"), "holds %d tasks; at most %d are allowed",
+					  ntasks, PL_MAX_STAGE_TASKS);
+		total_tasks += ntasks;
+		if (total_tasks > PL_MAX_TASKS)
+			def_error(&ctx, path_key(sp, "tasks"),
+					  "brings the pipeline to %d tasks; at most %d are allowed in all stages",
+					  total_tasks, PL_MAX_TASKS);
 		task_names = palloc0(sizeof(char *) * ntasks);
 
 		appendStringInfoString(&out, ", \"tasks\": [");
@@ -778,7 +970,7 @@ pl_define_pipeline(PG_FUNCTION_ARGS)
 			if (!pl_valid_name(tname, false))
 				def_error(&ctx, path_key(tp, "name"),
 						  "\"%s\" is not a valid task name (1-128 letters, digits, '_', '-', starting with a letter or digit)",
-						  tname);
+						  pl_clip(tname));
 			for (int j = 0; j < ti; j++)
 				if (strcmp(task_names[j], tname) == 0)
 					def_error(&ctx, path_key(tp, "name"),
@@ -799,7 +991,7 @@ pl_define_pipeline(PG_FUNCTION_ARGS)
 				char	   *jname = pnstrdup(jobv->val.string.val, jobv->val.string.len);
 
 				if (!job_exists(jname))
-					def_error(&ctx, path_key(tp, "job"), "job \"%s\" does not exist", jname);
+					def_error(&ctx, path_key(tp, "job"), "job \"%s\" does not exist", pl_clip(jname));
 				pl_json_kv_str(&out, &tf, "job", jname);
 			}
 			else if (jbv_is_object(jobv))

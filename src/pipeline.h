@@ -179,5 +179,8 @@ extern bool pl_retry_if_left(int64 id, int64 pipeline_task_id);
 /* ---- definitions (definition.c) ---- */
 extern bool pl_valid_name(const char *s, bool allow_dot);
 extern bool pl_valid_param_name(const char *s);
+#define PL_CLIP_BYTES 64		/* user values quoted in messages: at most this many bytes */
+extern char *pl_clip(const char *s);	/* cut at a character boundary, "..." added */
+extern char *pl_clip_n(const char *s, int max);
 
 #endif							/* PIPELINE_H */

@@ -128,15 +128,25 @@ run_error(const char *pipeline, const char *fmt,...) pg_attribute_printf(2, 3);
 static void
 run_error(const char *pipeline, const char *fmt,...)
 {
-	char		msg[1024];
-	va_list		ap;
+	StringInfoData msg;
 
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
+	/* formatted in full (no fixed buffer: a cut could fall inside a character) */
+	initStringInfo(&msg);
+	for (;;)
+	{
+		va_list		ap;
+		int			needed;
+
+		va_start(ap, fmt);
+		needed = appendStringInfoVA(&msg, fmt, ap);
+		va_end(ap);
+		if (needed == 0)
+			break;
+		enlargeStringInfo(&msg, needed);
+	}
 	ereport(ERROR,
 			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-			 errmsg("pipeline \"%s\": %s", pipeline, msg)));
+			 errmsg("pipeline \"%s\": %s", pl_clip(pipeline), msg.data)));
 }
 
 static JobCacheEnt *
@@ -232,13 +242,13 @@ split_run_params(PlResolved *r, Jsonb *params, KVList *unscoped, KVList *scoped)
 		key = pnstrdup(k.val.string.val, k.val.string.len);
 		(void) JsonbIteratorNext(&it, &v, true);
 		if (v.type == jbvBinary)
-			run_error(r->name, "params.%s must be a string, number or boolean", key);
+			run_error(r->name, "params.%s must be a string, number or boolean", pl_clip(key));
 		val = pl_jbv_scalar_text(&v);
 		dot1 = strchr(key, '.');
 		if (dot1 == NULL)
 		{
 			if (!pl_valid_param_name(key))
-				run_error(r->name, "params: \"%s\" is not a valid parameter name", key);
+				run_error(r->name, "params: \"%s\" is not a valid parameter name", pl_clip(key));
 			if (val)
 				kv_set(unscoped, key, val);
 			continue;
@@ -246,7 +256,7 @@ split_run_params(PlResolved *r, Jsonb *params, KVList *unscoped, KVList *scoped)
 		dot2 = strchr(dot1 + 1, '.');
 		if (dot2 == NULL || !pl_valid_param_name(dot2 + 1))
 			run_error(r->name,
-					  "params: \"%s\" is neither a parameter name nor \"stage.task.NAME\"", key);
+					  "params: \"%s\" is neither a parameter name nor \"stage.task.NAME\"", pl_clip(key));
 		{
 			bool		found = false;
 			char	   *sname = pnstrdup(key, dot1 - key);
@@ -258,7 +268,7 @@ split_run_params(PlResolved *r, Jsonb *params, KVList *unscoped, KVList *scoped)
 					found = true;
 			if (!found)
 				run_error(r->name, "params: \"%s\" names no task (no task \"%s\" in a stage \"%s\")",
-						  key, tname, sname);
+						  pl_clip(key), pl_clip(tname), pl_clip(sname));
 		}
 		if (val)
 			kv_set(scoped, key, val);
@@ -299,7 +309,7 @@ resolve(PlResolved *r, const char *name, Jsonb *params)
 	if (SPI_processed == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("pipeline \"%s\" does not exist", name),
+				 errmsg("pipeline \"%s\" does not exist", pl_clip(name)),
 				 errhint("Define it with pipeline.define_pipeline().")));
 	r->version = pl_col_int32(0, 1);
 	r->def = pl_col_jsonb(0, 2);
@@ -550,7 +560,8 @@ check_labels(const char *pipeline, Jsonb *labels)
 			continue;
 		(void) JsonbIteratorNext(&it, &v, true);
 		if (v.type != jbvString)
-			run_error(pipeline, "labels.%.*s must be a string", k.val.string.len, k.val.string.val);
+			run_error(pipeline, "labels.%s must be a string",
+					  pl_clip(pnstrdup(k.val.string.val, k.val.string.len)));
 	}
 }
 
@@ -714,7 +725,8 @@ pl_run_pipeline(PG_FUNCTION_ARGS)
 	if (strcmp(on_busy, "error") != 0 && strcmp(on_busy, "queue") != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("pipeline \"%s\": on_busy must be 'error' or 'queue', not '%s'", name, on_busy)));
+				 errmsg("pipeline \"%s\": on_busy must be 'error' or 'queue', not '%s'",
+						pl_clip(name), pl_clip(on_busy))));
 	check_labels(name, labels);
 	pl_require_read_committed("run_pipeline");
 
