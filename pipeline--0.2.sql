@@ -189,6 +189,29 @@ CREATE TABLE job_task_log (
 CREATE SEQUENCE rejected_token_seq;
 
 -- ---------------------------------------------------------------------------
+-- Backup and restore (SPEC §18): pg_dump dumps the rows of an extension's
+-- tables only when they are registered here, and the values of its
+-- sequences likewise.  Every table and sequence holding user data is, with
+-- the sequences behind the identity columns, so that a restored database
+-- goes on numbering runs, tasks, events, deliveries and log chunks after the
+-- dumped ones.  (pg_dump orders the tables' data by their foreign keys.)
+SELECT pg_catalog.pg_extension_config_dump('job', '');
+SELECT pg_catalog.pg_extension_config_dump('pipeline', '');
+SELECT pg_catalog.pg_extension_config_dump('pipeline_task', '');
+SELECT pg_catalog.pg_extension_config_dump('pipeline_task_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('job_task', '');
+SELECT pg_catalog.pg_extension_config_dump('job_task_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('job_task_spec', '');
+SELECT pg_catalog.pg_extension_config_dump('event', '');
+SELECT pg_catalog.pg_extension_config_dump('event_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('hook_delivery', '');
+SELECT pg_catalog.pg_extension_config_dump('hook_delivery_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('schedule', '');
+SELECT pg_catalog.pg_extension_config_dump('job_task_log', '');
+SELECT pg_catalog.pg_extension_config_dump('job_task_log_seq_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('rejected_token_seq', '');
+
+-- ---------------------------------------------------------------------------
 -- Definitions (src/definition.c)
 CREATE FUNCTION define_job(definition jsonb) RETURNS int
     AS 'MODULE_PATHNAME', 'pl_define_job' LANGUAGE C VOLATILE;
