@@ -29,3 +29,283 @@ SELECT pg_catalog.pg_extension_config_dump('schedule', '');
 SELECT pg_catalog.pg_extension_config_dump('job_task_log', '');
 SELECT pg_catalog.pg_extension_config_dump('job_task_log_seq_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('rejected_token_seq', '');
+
+-- ---------------------------------------------------------------------------
+-- Issue 10 item 5, NULL arguments: a NULL where a value is required is 22004
+-- naming the argument (README "SQL reference"); job_task_log, claim_hook_deliveries,
+-- schedule, unschedule, purge and graph checked it with 22023 or not at all.
+-- CREATE OR REPLACE resets SECURITY DEFINER and the pinned search_path: set again below.
+CREATE OR REPLACE FUNCTION job_task_log(id bigint)
+    RETURNS TABLE (seq bigint, at timestamptz, chunk text)
+    LANGUAGE plpgsql STABLE AS $fn$
+BEGIN
+    IF job_task_log.id IS NULL THEN
+        RAISE EXCEPTION 'job_task_log: id must not be null' USING ERRCODE = '22004';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pipeline.job_task t WHERE t.id = job_task_log.id) THEN
+        RAISE EXCEPTION 'job task % does not exist', job_task_log.id USING ERRCODE = 'P0002';
+    END IF;
+    RETURN QUERY SELECT l.seq, l.at, l.chunk FROM pipeline.job_task_log l
+                  WHERE l.job_task_id = job_task_log.id ORDER BY l.seq;
+END
+$fn$;
+
+CREATE OR REPLACE FUNCTION claim_hook_deliveries(sender text, max int DEFAULT 10,
+                                      lease interval DEFAULT '1 minute')
+    RETURNS TABLE (id bigint, event_id bigint, pipeline_task_id bigint, job_task_id bigint,
+                   kind text, target jsonb, attempts int, event jsonb, body jsonb)
+    LANGUAGE plpgsql VOLATILE AS $fn$
+BEGIN
+    IF sender IS NULL THEN
+        RAISE EXCEPTION 'claim_hook_deliveries: sender must not be null' USING ERRCODE = '22004';
+    END IF;
+    IF sender = '' THEN
+        RAISE EXCEPTION 'claim_hook_deliveries: sender name must not be empty'
+            USING ERRCODE = '22023';
+    END IF;
+    IF max IS NULL OR lease IS NULL THEN
+        RAISE EXCEPTION 'hook sender "%": % must not be null', sender,
+            CASE WHEN max IS NULL THEN 'max' ELSE 'lease' END USING ERRCODE = '22004';
+    END IF;
+    IF max < 1 OR max > 1000 THEN
+        RAISE EXCEPTION 'hook sender "%": max must be between 1 and 1000, not %', sender, max
+            USING ERRCODE = '22023';
+    END IF;
+    IF lease <= interval '0' THEN
+        RAISE EXCEPTION 'hook sender "%": lease must be positive', sender USING ERRCODE = '22023';
+    END IF;
+    RETURN QUERY
+    WITH c AS (
+        SELECT d.id FROM pipeline.hook_delivery d
+         WHERE d.status IN ('pending', 'sending') AND d.next_attempt_at <= now()
+         ORDER BY d.next_attempt_at, d.id
+         LIMIT max FOR UPDATE SKIP LOCKED),
+    u AS (
+        UPDATE pipeline.hook_delivery d
+           SET status = 'sending', sender = claim_hook_deliveries.sender,
+               attempts = d.attempts + 1, lease_until = now() + lease,
+               next_attempt_at = now() + lease
+          FROM c WHERE d.id = c.id
+        RETURNING d.*)
+    SELECT u.id, u.event_id, u.pipeline_task_id, u.job_task_id, u.kind, u.target, u.attempts,
+           to_jsonb(e),
+           jsonb_build_object('delivery_id', u.id, 'kind', u.kind, 'attempt', u.attempts,
+                              'event', to_jsonb(e),
+                              'mention', CASE WHEN u.kind = 'mention' THEN u.target->'user' END)
+      FROM u JOIN pipeline.event e ON e.id = u.event_id
+     ORDER BY u.id;
+END
+$fn$;
+
+CREATE OR REPLACE FUNCTION schedule(name text, cron text, pipeline text, params jsonb DEFAULT '{}')
+    RETURNS bigint
+    LANGUAGE plpgsql VOLATILE AS $fn$
+DECLARE
+    job_id bigint;
+BEGIN
+    IF name IS NULL OR cron IS NULL OR pipeline IS NULL OR params IS NULL THEN
+        RAISE EXCEPTION 'schedule: % must not be null',
+            CASE WHEN name IS NULL THEN 'name' WHEN cron IS NULL THEN 'cron'
+                 WHEN pipeline IS NULL THEN 'pipeline' ELSE 'params' END
+            USING ERRCODE = '22004';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_cron') THEN
+        RAISE EXCEPTION 'pipeline.schedule needs the pg_cron extension, which is not installed'
+            USING ERRCODE = '0A000',
+                  HINT = 'Add pg_cron to shared_preload_libraries, restart, then CREATE EXTENSION pg_cron.';
+    END IF;
+    IF name = '' THEN
+        RAISE EXCEPTION 'schedule: name must not be empty' USING ERRCODE = '22023';
+    END IF;
+    IF jsonb_typeof(params) <> 'object' THEN
+        RAISE EXCEPTION 'schedule "%": params must be a JSON object', name USING ERRCODE = '22023';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pipeline.pipeline p WHERE p.name = schedule.pipeline) THEN
+        RAISE EXCEPTION 'schedule "%": pipeline "%" does not exist', name, pipeline
+            USING ERRCODE = '42704';
+    END IF;
+    EXECUTE 'SELECT cron.schedule($1, $2, $3)' INTO job_id
+      USING 'pipeline:' || name, cron,
+            format('SELECT pipeline.run_pipeline(%L, %L::jsonb, run_by => %L)',
+                   pipeline, params::text, 'schedule:' || name);
+    INSERT INTO pipeline.schedule AS s (name, cron, pipeline, params, cron_job_id, created_by)
+    VALUES (name, cron, pipeline, params, job_id, session_user)
+    ON CONFLICT ON CONSTRAINT schedule_pkey DO UPDATE
+       SET cron = EXCLUDED.cron, pipeline = EXCLUDED.pipeline, params = EXCLUDED.params,
+           cron_job_id = EXCLUDED.cron_job_id;
+    RETURN job_id;
+END
+$fn$;
+
+CREATE OR REPLACE FUNCTION unschedule(name text) RETURNS boolean
+    LANGUAGE plpgsql VOLATILE AS $fn$
+BEGIN
+    IF name IS NULL THEN
+        RAISE EXCEPTION 'unschedule: name must not be null' USING ERRCODE = '22004';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_cron') THEN
+        RAISE EXCEPTION 'pipeline.unschedule needs the pg_cron extension, which is not installed'
+            USING ERRCODE = '0A000';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pipeline.schedule s WHERE s.name = unschedule.name) THEN
+        RAISE EXCEPTION 'schedule "%" does not exist', name USING ERRCODE = '42704';
+    END IF;
+    EXECUTE 'SELECT cron.unschedule($1)' USING 'pipeline:' || name;
+    DELETE FROM pipeline.schedule s WHERE s.name = unschedule.name;
+    RETURN true;
+END
+$fn$;
+
+CREATE OR REPLACE FUNCTION purge(older_than interval) RETURNS bigint
+    LANGUAGE plpgsql VOLATILE AS $fn$
+DECLARE
+    n bigint;
+    doomed bigint[];
+BEGIN
+    IF older_than IS NULL THEN
+        RAISE EXCEPTION 'purge: older_than must not be null' USING ERRCODE = '22004';
+    END IF;
+    IF older_than < interval '0' THEN
+        RAISE EXCEPTION 'purge: older_than must be a non-negative interval' USING ERRCODE = '22023';
+    END IF;
+    doomed := ARRAY(SELECT p.id FROM pipeline.pipeline_task p
+                     WHERE p.stage >= 'canceled' AND p.end_at < now() - older_than
+                     ORDER BY p.id FOR UPDATE SKIP LOCKED);
+    n := cardinality(doomed);
+    DELETE FROM pipeline.hook_delivery d WHERE d.pipeline_task_id = ANY (doomed);
+    DELETE FROM pipeline.event e WHERE e.pipeline_task_id = ANY (doomed);
+    DELETE FROM pipeline.job_task_log l USING pipeline.job_task t
+     WHERE l.job_task_id = t.id AND t.pipeline_task_id = ANY (doomed);
+    DELETE FROM pipeline.pipeline_task p WHERE p.id = ANY (doomed);
+    RETURN n;
+END
+$fn$;
+
+CREATE OR REPLACE FUNCTION graph(pipeline_task_id bigint, format text DEFAULT 'mermaid') RETURNS text
+    LANGUAGE plpgsql STABLE AS $fn$
+DECLARE
+    run record;
+    st record;
+    t record;
+    out text;
+    prev_first text;
+    prev_cluster int;
+    colour jsonb := '{"pending": "#d0d7de", "scheduling": "#bf8700", "creating": "#bf8700",
+                      "active": "#0969da", "canceling": "#8250df", "canceled": "#6e7781",
+                      "failed": "#cf222e", "succeeded": "#1a7f37", "skipped": "#eaeef2"}';
+BEGIN
+    IF graph.pipeline_task_id IS NULL THEN
+        RAISE EXCEPTION 'graph: pipeline_task_id must not be null' USING ERRCODE = '22004';
+    END IF;
+    IF format IS NULL THEN
+        RAISE EXCEPTION 'graph: format must not be null' USING ERRCODE = '22004';
+    END IF;
+    IF format NOT IN ('mermaid', 'dot') THEN
+        RAISE EXCEPTION 'graph: format must be mermaid or dot, not %', format
+            USING ERRCODE = '22023';
+    END IF;
+    SELECT * INTO run FROM pipeline.pipeline_task p WHERE p.id = graph.pipeline_task_id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'pipeline task % does not exist', graph.pipeline_task_id USING ERRCODE = 'P0002';
+    END IF;
+    IF format = 'mermaid' THEN
+        out := format(E'flowchart LR
+  %%%% %s #%s: %s
+', run.pipeline_name, run.id, run.stage);
+        FOR st IN SELECT stage_index, stage_name, bool_or(is_parallel) AS par
+                    FROM pipeline.job_task j WHERE j.pipeline_task_id = run.id
+                   GROUP BY stage_index, stage_name ORDER BY stage_index LOOP
+            out := out || format(E'  subgraph s%s["%s%s"]
+', st.stage_index, st.stage_name,
+                                 CASE WHEN st.par THEN ' (parallel)' ELSE '' END);
+            FOR t IN SELECT * FROM pipeline.job_task j
+                      WHERE j.pipeline_task_id = run.id AND j.stage_index = st.stage_index
+                      ORDER BY task_index LOOP
+                out := out || format(E'    t%s["%s<br/>%s%s"]:::%s
+', t.id,
+                                     replace(t.task_name, '"', ''), t.stage,
+                                     CASE WHEN t.end_at IS NOT NULL AND t.start_at IS NOT NULL
+                                          THEN ' ' || round(extract(epoch FROM t.end_at - t.start_at)::numeric, 1) || 's'
+                                          ELSE '' END,
+                                     t.stage);
+                IF NOT st.par AND t.task_index > 0 THEN
+                    out := out || format(E'    t%s --> t%s
+',
+                        (SELECT j.id FROM pipeline.job_task j WHERE j.pipeline_task_id = run.id
+                            AND j.stage_index = st.stage_index AND j.task_index = t.task_index - 1), t.id);
+                END IF;
+            END LOOP;
+            out := out || E'  end
+';
+            IF st.stage_index > 0 THEN
+                out := out || format(E'  s%s --> s%s
+', st.stage_index - 1, st.stage_index);
+            END IF;
+        END LOOP;
+        FOR t IN SELECT key, value FROM jsonb_each_text(colour) LOOP
+            out := out || format(E'  classDef %s fill:%s,color:%s
+', t.key, t.value,
+                                 CASE WHEN t.key IN ('pending', 'skipped') THEN '#24292f' ELSE '#ffffff' END);
+        END LOOP;
+        RETURN out;
+    END IF;
+    -- dot
+    out := format(E'digraph pipeline_task_%s {
+  label="%s #%s: %s"; labelloc=t; rankdir=LR; compound=true; fontname="Helvetica";
+'
+                  '  node [shape=box, style="rounded,filled", fontname="Helvetica", fontcolor="white"];
+',
+                  run.id, run.pipeline_name, run.id, run.stage);
+    FOR st IN SELECT stage_index, stage_name, bool_or(is_parallel) AS par, min(id) AS first_id
+                FROM pipeline.job_task j WHERE j.pipeline_task_id = run.id
+               GROUP BY stage_index, stage_name ORDER BY stage_index LOOP
+        out := out || format(E'  subgraph cluster_%s {
+    label="%s%s"; style=rounded; color="#8c959f"; fontname="Helvetica";
+',
+                             st.stage_index, st.stage_name, CASE WHEN st.par THEN ' (parallel)' ELSE '' END);
+        FOR t IN SELECT * FROM pipeline.job_task j
+                  WHERE j.pipeline_task_id = run.id AND j.stage_index = st.stage_index
+                  ORDER BY task_index LOOP
+            out := out || format(E'    t%s [label="%s\\n%s%s", fillcolor="%s"%s];
+', t.id,
+                                 replace(t.task_name, '"', ''), t.stage,
+                                 CASE WHEN t.end_at IS NOT NULL AND t.start_at IS NOT NULL
+                                      THEN ' ' || round(extract(epoch FROM t.end_at - t.start_at)::numeric, 1) || 's'
+                                      ELSE '' END,
+                                 colour->>t.stage::text,
+                                 CASE WHEN t.stage IN ('pending', 'skipped') THEN ', fontcolor="#24292f"' ELSE '' END);
+            IF NOT st.par AND t.task_index > 0 THEN
+                out := out || format(E'    t%s -> t%s;
+',
+                    (SELECT j.id FROM pipeline.job_task j WHERE j.pipeline_task_id = run.id
+                        AND j.stage_index = st.stage_index AND j.task_index = t.task_index - 1), t.id);
+            END IF;
+        END LOOP;
+        out := out || E'  }
+';
+        IF prev_first IS NOT NULL THEN
+            out := out || format(E'  %s -> t%s [ltail=cluster_%s, lhead=cluster_%s];
+',
+                                 prev_first, st.first_id, prev_cluster, st.stage_index);
+        END IF;
+        prev_first := 't' || st.first_id;
+        prev_cluster := st.stage_index;
+    END LOOP;
+    RETURN out || E'}
+';
+END
+$fn$;
+
+DO $do$
+DECLARE
+    f regprocedure;
+BEGIN
+    FOR f IN SELECT p.oid::regprocedure FROM pg_proc p
+              WHERE p.pronamespace = 'pipeline'::regnamespace
+                AND p.proname IN ('job_task_log', 'claim_hook_deliveries', 'schedule', 'unschedule',
+                                  'purge', 'graph')
+    LOOP
+        EXECUTE format('ALTER FUNCTION %s SECURITY DEFINER SET search_path = pg_catalog, pg_temp', f);
+    END LOOP;
+END
+$do$;

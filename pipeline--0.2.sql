@@ -286,6 +286,9 @@ CREATE FUNCTION job_task_log(id bigint)
     RETURNS TABLE (seq bigint, at timestamptz, chunk text)
     LANGUAGE plpgsql STABLE AS $fn$
 BEGIN
+    IF job_task_log.id IS NULL THEN
+        RAISE EXCEPTION 'job_task_log: id must not be null' USING ERRCODE = '22004';
+    END IF;
     IF NOT EXISTS (SELECT 1 FROM pipeline.job_task t WHERE t.id = job_task_log.id) THEN
         RAISE EXCEPTION 'job task % does not exist', job_task_log.id USING ERRCODE = 'P0002';
     END IF;
@@ -307,15 +310,22 @@ CREATE FUNCTION claim_hook_deliveries(sender text, max int DEFAULT 10,
                    kind text, target jsonb, attempts int, event jsonb, body jsonb)
     LANGUAGE plpgsql VOLATILE AS $fn$
 BEGIN
-    IF sender IS NULL OR sender = '' THEN
+    IF sender IS NULL THEN
+        RAISE EXCEPTION 'claim_hook_deliveries: sender must not be null' USING ERRCODE = '22004';
+    END IF;
+    IF sender = '' THEN
         RAISE EXCEPTION 'claim_hook_deliveries: sender name must not be empty'
             USING ERRCODE = '22023';
     END IF;
-    IF max IS NULL OR max < 1 OR max > 1000 THEN
+    IF max IS NULL OR lease IS NULL THEN
+        RAISE EXCEPTION 'hook sender "%": % must not be null', sender,
+            CASE WHEN max IS NULL THEN 'max' ELSE 'lease' END USING ERRCODE = '22004';
+    END IF;
+    IF max < 1 OR max > 1000 THEN
         RAISE EXCEPTION 'hook sender "%": max must be between 1 and 1000, not %', sender, max
             USING ERRCODE = '22023';
     END IF;
-    IF lease IS NULL OR lease <= interval '0' THEN
+    IF lease <= interval '0' THEN
         RAISE EXCEPTION 'hook sender "%": lease must be positive', sender USING ERRCODE = '22023';
     END IF;
     RETURN QUERY
@@ -397,15 +407,21 @@ CREATE FUNCTION schedule(name text, cron text, pipeline text, params jsonb DEFAU
 DECLARE
     job_id bigint;
 BEGIN
+    IF name IS NULL OR cron IS NULL OR pipeline IS NULL OR params IS NULL THEN
+        RAISE EXCEPTION 'schedule: % must not be null',
+            CASE WHEN name IS NULL THEN 'name' WHEN cron IS NULL THEN 'cron'
+                 WHEN pipeline IS NULL THEN 'pipeline' ELSE 'params' END
+            USING ERRCODE = '22004';
+    END IF;
     IF NOT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_cron') THEN
         RAISE EXCEPTION 'pipeline.schedule needs the pg_cron extension, which is not installed'
             USING ERRCODE = '0A000',
                   HINT = 'Add pg_cron to shared_preload_libraries, restart, then CREATE EXTENSION pg_cron.';
     END IF;
-    IF name IS NULL OR name = '' OR cron IS NULL OR pipeline IS NULL THEN
-        RAISE EXCEPTION 'schedule: name, cron and pipeline must be given' USING ERRCODE = '22023';
+    IF name = '' THEN
+        RAISE EXCEPTION 'schedule: name must not be empty' USING ERRCODE = '22023';
     END IF;
-    IF params IS NULL OR jsonb_typeof(params) <> 'object' THEN
+    IF jsonb_typeof(params) <> 'object' THEN
         RAISE EXCEPTION 'schedule "%": params must be a JSON object', name USING ERRCODE = '22023';
     END IF;
     IF NOT EXISTS (SELECT 1 FROM pipeline.pipeline p WHERE p.name = schedule.pipeline) THEN
@@ -428,6 +444,9 @@ $fn$;
 CREATE FUNCTION unschedule(name text) RETURNS boolean
     LANGUAGE plpgsql VOLATILE AS $fn$
 BEGIN
+    IF name IS NULL THEN
+        RAISE EXCEPTION 'unschedule: name must not be null' USING ERRCODE = '22004';
+    END IF;
     IF NOT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_cron') THEN
         RAISE EXCEPTION 'pipeline.unschedule needs the pg_cron extension, which is not installed'
             USING ERRCODE = '0A000';
@@ -450,7 +469,10 @@ DECLARE
     n bigint;
     doomed bigint[];
 BEGIN
-    IF older_than IS NULL OR older_than < interval '0' THEN
+    IF older_than IS NULL THEN
+        RAISE EXCEPTION 'purge: older_than must not be null' USING ERRCODE = '22004';
+    END IF;
+    IF older_than < interval '0' THEN
         RAISE EXCEPTION 'purge: older_than must be a non-negative interval' USING ERRCODE = '22023';
     END IF;
     doomed := ARRAY(SELECT p.id FROM pipeline.pipeline_task p
@@ -482,8 +504,14 @@ DECLARE
                       "active": "#0969da", "canceling": "#8250df", "canceled": "#6e7781",
                       "failed": "#cf222e", "succeeded": "#1a7f37", "skipped": "#eaeef2"}';
 BEGIN
-    IF format IS NULL OR format NOT IN ('mermaid', 'dot') THEN
-        RAISE EXCEPTION 'graph: format must be mermaid or dot, not %', coalesce(format, 'null')
+    IF graph.pipeline_task_id IS NULL THEN
+        RAISE EXCEPTION 'graph: pipeline_task_id must not be null' USING ERRCODE = '22004';
+    END IF;
+    IF format IS NULL THEN
+        RAISE EXCEPTION 'graph: format must not be null' USING ERRCODE = '22004';
+    END IF;
+    IF format NOT IN ('mermaid', 'dot') THEN
+        RAISE EXCEPTION 'graph: format must be mermaid or dot, not %', format
             USING ERRCODE = '22023';
     END IF;
     SELECT * INTO run FROM pipeline.pipeline_task p WHERE p.id = graph.pipeline_task_id;

@@ -502,6 +502,29 @@ pl_advance_after(int64 job_task_id, int64 pipeline_task_id, int stage_index,
 						   force_trigger, ignore_failed, gate_waiting, message);
 }
 
+/*
+ * The message of a run failed by a task: "stage.task: <the task's message>",
+ * e.g. "build.compile: exit code 1" (README "Notes on the contract").  Read
+ * only on this path, so status updates that do not fail a run pay nothing.
+ */
+static char *
+failed_run_message(int64 job_task_id, const char *message)
+{
+	static PlStmt q = {
+		"SELECT stage_name || '.' || task_name FROM pipeline.job_task WHERE id = $1",
+		1, {INT8OID}
+	};
+	Datum		v[1];
+	char	   *task;
+
+	v[0] = Int64GetDatum(job_task_id);
+	pl_exec(&q, v, NULL, 1);
+	task = SPI_processed > 0 ? pl_col_text(0, 1) : psprintf("job task " INT64_FORMAT, job_task_id);
+	if (message)
+		return psprintf("%s: %s", task, message);
+	return psprintf("%s: job task " INT64_FORMAT " failed", task, job_task_id);
+}
+
 /* pl_advance_after() when the caller already read the task's row. */
 void
 pl_advance_after_known(int64 job_task_id, int64 pipeline_task_id, int stage_index,
@@ -521,8 +544,7 @@ pl_advance_after_known(int64 job_task_id, int64 pipeline_task_id, int stage_inde
 	}
 	if (new_stage == PL_FAILED && !ignore_failed)
 	{
-		fail_run(pipeline_task_id,
-				 message ? message : psprintf("job task " INT64_FORMAT " failed", job_task_id));
+		fail_run(pipeline_task_id, failed_run_message(job_task_id, message));
 		return;
 	}
 	if (!pl_stage_complete(new_stage) && !force_trigger)

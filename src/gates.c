@@ -62,6 +62,7 @@ pl_retry_if_left(int64 id, int64 pipeline_task_id)
 {
 	static PlStmt q = {
 		"UPDATE pipeline.job_task SET stage = 'scheduling', attempt = attempt + 1,"
+		"  message = NULL, detail = NULL,"	/* the failed attempt's, kept in its event */
 		"  token_digest = NULL, runner = NULL, start_at = NULL, end_at = NULL,"
 		"  retry_at = now() + pg_catalog.make_interval(secs => LEAST(3600,"
 		"     $2 * pg_catalog.power(2, attempt - 1))),"
@@ -156,7 +157,7 @@ decide(FunctionCallInfo fcinfo, bool audit)
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("%s: id and pass must not be null", fn)));
+				 errmsg("%s: %s must not be null", fn, PG_ARGISNULL(0) ? "id" : "pass")));
 	id = PG_GETARG_INT64(0);
 	pass = PG_GETARG_BOOL(1);
 	comment = PG_ARGISNULL(2) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(2));
@@ -482,7 +483,8 @@ pl_reap(PG_FUNCTION_ARGS)
 /*
  * append_job_task_log(id bigint, update_token text, chunk text) RETURNS bigint
  * Appends output to a task's log; returns the chunk's seq.  The token guards
- * it like a status update.  Locks: none beyond the insert.
+ * it like a status update; a finished task takes no more output (55000, as
+ * heartbeat()).  Locks: none beyond the insert.
  */
 PG_FUNCTION_INFO_V1(pl_append_job_task_log);
 Datum
@@ -496,15 +498,22 @@ pl_append_job_task_log(PG_FUNCTION_ARGS)
 	char	   *token;
 	Datum		v[2];
 	int64		seq;
+	PlStage		stage;
 
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(2))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("append_job_task_log: id and chunk must not be null")));
+				 errmsg("append_job_task_log: %s must not be null",
+						PG_ARGISNULL(0) ? "id" : "chunk")));
 	id = PG_GETARG_INT64(0);
 	token = PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1));
 	pl_spi_connect();
-	(void) pl_require_token(id, token, false);
+	stage = pl_require_token(id, token, false);
+	if (pl_stage_complete(stage))	/* as heartbeat(): the runner ships output first */
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("job task " INT64_FORMAT " is already %s", id, pl_stage_names[stage]),
+				 errdetail("A finished task takes no more output.")));
 	v[0] = Int64GetDatum(id);
 	v[1] = PG_GETARG_DATUM(2);
 	pl_exec(&ins, v, NULL, 1);
