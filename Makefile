@@ -15,6 +15,8 @@ OBJS = \
 	src/token.o \
 	src/event.o \
 	src/definition.o \
+	src/defcheck.o \
+	src/defhooks.o \
 	src/run.o \
 	src/advance.o \
 	src/status.o \
