@@ -46,6 +46,7 @@ SELECT * FROM regress.refusal($$SELECT pipeline.define_pipeline(jsonb_build_obje
     jsonb_build_array(jsonb_build_object('name', 's', 'tasks', jsonb_build_array(
         jsonb_build_object('name', 't', 'job', repeat(U&'\+01F680', 500)))))))$$);
 SELECT * FROM regress.refusal($$SELECT pipeline.run_pipeline(repeat(U&'\+01F680', 1000))$$);
+SELECT * FROM regress.refusal($$SELECT pipeline.claim_job_tasks(repeat(U&'\+01F680', 50), 0)$$);
 
 -- ---------------------------------------------------------------- numbers
 -- timeout and retries: any integral JSON number; a fraction is refused with the path

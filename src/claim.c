@@ -79,12 +79,12 @@ pl_claim_job_tasks(PG_FUNCTION_ARGS)
 	if (max < 1 || max > 1000)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("runner \"%s\": max must be between 1 and 1000, not %d", runner, max)));
+				 errmsg("runner \"%s\": max must be between 1 and 1000, not %d", pl_clip(runner), max)));
 	labels = PG_ARGISNULL(2) ? pl_jsonb_from_cstring("{}") : PG_GETARG_JSONB_P(2);
 	if (!pl_jb_is_object(labels))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("runner \"%s\": labels must be a JSON object", runner)));
+				 errmsg("runner \"%s\": labels must be a JSON object", pl_clip(runner))));
 
 	InitMaterializedSRF(fcinfo, 0);
 	outer = pl_spi_connect();
