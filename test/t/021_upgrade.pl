@@ -66,7 +66,8 @@ is(run_or_die('pg_config of the copy', "'$pg_config' --sharedir"), "$root/usr/sh
 my $build = "$tmp/build-0.1";
 remove_tree($build);
 make_path($build);
-run_or_die("git archive $OLD_COMMIT (the 0.1 release must be in the repository's history)",
+run_or_die("git archive $OLD_COMMIT (the 0.1 release must be in the repository's history;"
+	  . " a shallow clone needs 'git fetch --unshallow')",
 	"git -c safe.directory='*' -C '$PL_ROOT' archive --format=tar $OLD_COMMIT | tar -x -C '$build'");
 ok(-f "$build/pipeline--0.1.sql" && !-e "$build/pipeline--0.2.sql", "$OLD_COMMIT is release 0.1");
 my $t0 = time;
