@@ -7,7 +7,7 @@
 #      a missing history is a failure, not a skip;
 #   3. a node on ROOT: CREATE EXTENSION pipeline VERSION '0.1', runs queued, scheduling,
 #      creating, active (token, log), at an audit gate, at a confirm gate, failed, succeeded,
-#      canceled, retried, with hook deliveries pending;
+#      canceled (one with its task still canceling), retried, with hook deliveries pending;
 #   4. stop, install the current build's .so/.sql/.control into ROOT, start,
 #      ALTER EXTENSION pipeline UPDATE: version 0.2, and a catalog description of schema
 #      pipeline (columns in order, functions with signatures, SECURITY DEFINER and
@@ -137,6 +137,11 @@ report(claim_one(), 'succeeded');
 report(claim_one(), 'succeeded');
 # waiting at an audit gate
 $run{audit} = q1(q{SELECT pipeline.run_pipeline('gated')});
+# canceling: canceled while its task runs; the runner has not reported yet
+$run{canceling} = q1(q{SELECT pipeline.run_pipeline('two')});
+$tok{canceling} = [ claim_one() ];
+report(@{ $tok{canceling} }, 'active');
+q1("SELECT pipeline.cancel_pipeline_task($run{canceling}, 'stop it')");
 # canceled
 $run{canceled} = q1(q{SELECT pipeline.run_pipeline('two')});
 q1("SELECT pipeline.cancel_pipeline_task($run{canceled}, 'not today')");
@@ -154,6 +159,7 @@ $run{queued} = q1(q{SELECT pipeline.run_pipeline('ser', on_busy => 'queue')});
 my %want_before = (
 	creating => 'active', active => 'active', failed => 'failed', succeeded => 'succeeded',
 	confirm => 'active', audit => 'active', canceled => 'canceled', retried => 'active',
+	canceling => 'canceled',    # the run is canceled at once, its running task is canceling
 	scheduling => 'active', ser1 => 'active', queued => 'pending');
 for my $k (sort keys %want_before)
 {
@@ -161,7 +167,7 @@ for my $k (sort keys %want_before)
 		"0.1: run '$k' is $want_before{$k}");
 }
 is(q1("SELECT string_agg(DISTINCT stage || '/' || coalesce(gate, '-'), ' ' ORDER BY stage || '/' || coalesce(gate, '-')) FROM pipeline.job_task"),
-	'active/- canceled/- creating/- failed/- pending/- pending/audit scheduling/- skipped/- succeeded/- succeeded/confirm',
+	'active/- canceled/- canceling/- creating/- failed/- pending/- pending/audit scheduling/- skipped/- succeeded/- succeeded/confirm',
 	'0.1: tasks in every stage, at both gates');
 my $pending_deliveries = q1(q{SELECT count(*) FROM pipeline.hook_delivery WHERE status = 'pending'});
 ok($pending_deliveries > 0, "0.1: $pending_deliveries hook deliveries pending");
@@ -289,6 +295,8 @@ is(report($aid, $atok, 'succeeded'), 'succeeded', 'an active task of 0.1 finishe
 is(q1("SELECT string_agg(chunk, '' ORDER BY seq) FROM pipeline.job_task_log($aid)"),
 	"before the upgrade\nafter the upgrade\n", 'its log spans the upgrade');
 q1("SELECT pipeline.retry_job_task(id) FROM pipeline.job_task WHERE pipeline_task_id = $run{failed} AND stage = 'failed'");
+my ($kid, $ktok) = @{ $tok{canceling} };
+is(report($kid, $ktok, 'canceled'), 'canceled', 'a task canceling under 0.1 reports canceled with its old token');
 is(q1("SELECT stage FROM pipeline.pipeline_task WHERE id = $run{failed}"), 'active',
 	'a run failed under 0.1 is retried under 0.2');
 
