@@ -36,7 +36,7 @@ LANGUAGE sql AS $$
 $$;
 
 -- Give a serial run n more stages in front of its own, all succeeded (bulk rows copied from
--- the run's first task).  Pipelines are limited to 10,000 stages, so this is how a run gets
+-- the run's first task).  Pipelines are limited to 1,000 stages, so this is how a run gets
 -- 10,000 finished stages and still has stages left to advance through.
 CREATE FUNCTION bench_prepend_finished(p bigint, n int) RETURNS void
 LANGUAGE sql AS $$
