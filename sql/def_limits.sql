@@ -76,6 +76,9 @@ SELECT * FROM regress.refusal($$SELECT pipeline.define_pipeline(jsonb_build_obje
 SELECT * FROM regress.refusal($$SELECT pipeline.define_job(jsonb_build_object('name', 'lim_big', 'description', repeat('d', 16385)))$$);
 SELECT * FROM regress.refusal($$SELECT pipeline.define_job(jsonb_build_object('name', 'lim_big', 'params', jsonb_build_array(jsonb_build_object('name', 'P', 'default', repeat('v', 65537)))))$$);
 SELECT * FROM regress.refusal($$SELECT pipeline.define_job(jsonb_build_object('name', 'lim_big', 'labels', jsonb_build_object('os', repeat('l', 16385))))$$);
+SELECT * FROM regress.refusal($$SELECT pipeline.define_job(jsonb_build_object('name', 'lim_big', 'labels', jsonb_build_object(repeat('k', 129), 'v')))$$);
+SELECT * FROM regress.refusal($$SELECT pipeline.define_pipeline(jsonb_build_object('name', 'lim_p', 'webhooks', jsonb_build_array(jsonb_build_object('url', 'https://x', 'headers',
+    jsonb_build_array(repeat('H', 129) || ': v'))), 'stages', jsonb_build_array(jsonb_build_object('name', 's', 'tasks', jsonb_build_array(jsonb_build_object('name', 't', 'job', '{}'::jsonb))))))$$);
 SELECT * FROM regress.refusal($$SELECT pipeline.define_pipeline(jsonb_build_object('name', 'lim_p', 'stages', jsonb_build_array(jsonb_build_object('name', 's', 'tasks',
     jsonb_build_array(jsonb_build_object('name', 't', 'job', '{}'::jsonb, 'run_params', jsonb_build_object('P', repeat('v', 65537))))))))$$);
 SELECT * FROM regress.refusal($$SELECT pipeline.define_pipeline(jsonb_build_object('name', 'lim_p', 'webhooks', jsonb_build_array(jsonb_build_object('url', 'https://x', 'headers',

@@ -297,6 +297,9 @@ def_emit_string_map(DefCtx *ctx, const char *path, JsonbContainer *obj, const ch
 			if (names_are_params && !pl_valid_param_name(kname))
 				def_error(ctx, def_path_key(def_path_key(path, key), kname),
 						  "is not a valid parameter name (letters, digits and _, not starting with a digit)");
+			if (strlen(kname) > PL_MAX_NAME)
+				def_error(ctx, def_path_key(def_path_key(path, key), kname),
+						  "name is %zu bytes long; at most %d are allowed", strlen(kname), PL_MAX_NAME);
 			if (val.type == jbvBinary)
 				def_error(ctx, def_path_key(def_path_key(path, key), kname),
 						  "must be a string, number or boolean, not %s", def_type_name(&val));

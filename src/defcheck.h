@@ -16,6 +16,7 @@
 #define PL_MAX_VALUE (64 * 1024)	/* a param default, a run_params value */
 #define PL_MAX_STRING (16 * 1024)	/* any other string (descriptions, urls, labels, ...) */
 #define PL_MAX_HEADER 8192		/* a hook header's value (what hookd sends) */
+#define PL_MAX_NAME 128			/* names: jobs, pipelines, stages, tasks, params, label and header names */
 #define PL_MAX_STAGES 1000		/* stages of a pipeline */
 #define PL_MAX_STAGE_TASKS 1000	/* tasks of one stage */
 #define PL_MAX_TASKS 2000		/* tasks of a pipeline, all stages together */

@@ -22,6 +22,9 @@ check_header(DefCtx *ctx, const char *path, const char *name, const char *value)
 {
 	if (name[0] == '\0')
 		def_error(ctx, path, "header name must not be empty");
+	if (strlen(name) > PL_MAX_NAME)
+		def_error(ctx, path, "header name is %zu bytes long; at most %d are allowed",
+				  strlen(name), PL_MAX_NAME);
 	for (const char *p = name; *p; p++)
 		if ((unsigned char) *p <= 32 || (unsigned char) *p >= 127 || *p == ':')
 			def_error(ctx, path, "\"%s\" is not a valid header name (visible ASCII, no ':')",
