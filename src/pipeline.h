@@ -176,6 +176,24 @@ extern PlStage pl_require_token(int64 id, const char *token, bool lock);
 /* ---- gates, retries, reaping (gates.c) ---- */
 extern bool pl_retry_if_left(int64 id, int64 pipeline_task_id);
 
+/* ---- redaction (redact.c) and secrets (secrets.c) ---- */
+extern Jsonb *pl_redact_hooks(Jsonb *hooks);	/* hook targets redacted */
+
+/*
+ * SQL: text or jsonb VAL a runner sent for job task row T, with the values
+ * of T's sensitive params (from its params, its runtime envs and its run's
+ * runtime envs) and the presented TOKEN masked (secrets.c).  A task with no
+ * sensitive params skips the lookups; a NULL VAL stays NULL.
+ */
+#define PL_MASK_SECRETS_SQL(VAL, T, TOKEN) \
+	"(CASE WHEN " VAL " IS NULL OR pg_catalog.cardinality(" T ".sensitive) = 0" \
+	" THEN pipeline.mask_secrets(" VAL ", NULL::jsonb, NULL::text[], " TOKEN ")" \
+	" ELSE pipeline.mask_secrets(" VAL ", pg_catalog.jsonb_build_array(" T ".params, " T ".runtime_envs," \
+	"   (SELECT pp.runtime_envs FROM pipeline.pipeline_task pp WHERE pp.id = " T ".pipeline_task_id))," \
+	"   " T ".sensitive, " TOKEN ") END)"
+extern bool pl_runtime_env_name_allowed(const char *name);
+extern const char *const pl_runtime_env_rule;	/* the deny-list, as a sentence */
+
 /* ---- definitions (definition.c) ---- */
 extern bool pl_valid_name(const char *s, bool allow_dot);
 extern bool pl_valid_param_name(const char *s);
