@@ -186,7 +186,8 @@ extern Jsonb *pl_redact_hooks(Jsonb *hooks);	/* hook targets redacted */
  * sensitive params skips the lookups; a NULL VAL stays NULL.
  */
 #define PL_MASK_SECRETS_SQL(VAL, T, TOKEN) \
-	"(CASE WHEN " VAL " IS NULL OR pg_catalog.cardinality(" T ".sensitive) = 0" \
+	"(CASE WHEN " VAL " IS NULL THEN NULL" \
+	" WHEN pg_catalog.cardinality(" T ".sensitive) = 0" \
 	" THEN pipeline.mask_secrets(" VAL ", NULL::jsonb, NULL::text[], " TOKEN ")" \
 	" ELSE pipeline.mask_secrets(" VAL ", pg_catalog.jsonb_build_array(" T ".params, " T ".runtime_envs," \
 	"   (SELECT pp.runtime_envs FROM pipeline.pipeline_task pp WHERE pp.id = " T ".pipeline_task_id))," \
