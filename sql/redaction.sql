@@ -131,6 +131,12 @@ SELECT DISTINCT target->>'url' AS delivery_url FROM pipeline.deliveries WHERE pi
 SELECT pipeline.redact_target('{"url": "https://u:p@h.example/x?a=1", "secret": "s", "headers": {"A": "b"}}');
 SELECT pipeline.redact_target('{"url": "https://h.example/x", "headers": ["Authorization: Bearer x", "odd"]}');
 SELECT pipeline.redact_target('{"url": "https://h.example/x", "secret": null, "description": "kept"}');
+-- robots whose token is the URL's path
+SELECT pipeline.redact_target(jsonb_build_object('url', u)) ->> 'url' AS url
+  FROM unnest(ARRAY['https://open.feishu.cn/open-apis/bot/v2/hook/0f1e-robot-token?x=1',
+                    'https://hooks.slack.com/services/T000/B000/XXXXsecret',
+                    'https://discord.com/api/webhooks/123/tok',
+                    'https://example.com/open-apis/bot/v2/hook/kept']) AS u;
 SELECT pipeline.redact_target(NULL) IS NULL AS null_in_null_out, pipeline.redact_target('[1]') AS not_an_object;
 -- redact_hooks leaves mentions and unknown keys alone
 SELECT pipeline.redact_hooks('{"webhooks": [{"url": "https://h?k=1", "secret": "s"}], "mention_users": [{"user": "ann"}], "x": 1}');

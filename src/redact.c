@@ -5,7 +5,8 @@
  * (the views, redact_run) and from C (the rows the API returns):
  *   redact_target    a hook target's secret, header values (an object, or an
  *                    array of "Name: value" strings), and the URL's query
- *                    string (robot access tokens) and user info;
+ *                    string (robot access tokens), user info and, for
+ *                    Feishu/Lark, Slack and Discord, its path token;
  *   redact_hooks     the targets of an object's webhooks / im_robot_notify;
  *   redact_job       the defaults of a job's sensitive params;
  *   redact_pipeline  all of those inside a pipeline definition, and the
@@ -64,30 +65,51 @@ jbv_is_container(JsonbValue *v, bool object)
 }
 
 /*
- * A URL as people may see it: the query string (robot access tokens) and
- * the user info (https://user:password@host) replaced by ******.
+ * Robot and chat webhooks whose token is the URL's path, not its query
+ * string: everything after these prefixes (host and path) is masked.
+ */
+static const char *const path_token_prefixes[] = {
+	"open.feishu.cn/open-apis/bot/v2/hook/",
+	"open.larksuite.com/open-apis/bot/v2/hook/",
+	"hooks.slack.com/services/",
+	"discord.com/api/webhooks/",
+	"discordapp.com/api/webhooks/",
+	NULL
+};
+
+/*
+ * A URL as people may see it: the user info (https://user:password@host),
+ * the query string (robot access tokens) and the path token of the robots
+ * above replaced by ******.  NULL if nothing needs masking.
  */
 static char *
 redact_url(const char *url, int len)
 {
 	StringInfoData b;
-	const char *scheme = NULL;
-	const char *host;
 	const char *end = url + len;
-	const char *q = memchr(url, '?', len);
+	const char *host = url;
 	const char *at = NULL;
+	const char *cut = memchr(url, '?', len);	/* mask from here on */
 
 	for (const char *p = url; p + 2 < end; p++)
 		if (p[0] == ':' && p[1] == '/' && p[2] == '/')
 		{
-			scheme = p;
+			host = p + 3;
 			break;
 		}
-	host = scheme ? scheme + 3 : url;
 	for (const char *p = host; p < end && *p != '/' && *p != '?' && *p != '#'; p++)
 		if (*p == '@')
 			at = p;
-	if (q == NULL && at == NULL)
+	for (int i = 0; path_token_prefixes[i]; i++)
+	{
+		const char *h = at ? at + 1 : host;
+		int			n = strlen(path_token_prefixes[i]);
+
+		if (end - h > n && pg_strncasecmp(h, path_token_prefixes[i], n) == 0 &&
+			(cut == NULL || h + n < cut))
+			cut = h + n - 1;	/* keep the '/' */
+	}
+	if (cut == NULL && at == NULL)
 		return NULL;
 	initStringInfo(&b);
 	if (at)
@@ -98,9 +120,9 @@ redact_url(const char *url, int len)
 	}
 	else
 		host = url;
-	if (q)
+	if (cut)
 	{
-		appendBinaryStringInfo(&b, host, q + 1 - host);
+		appendBinaryStringInfo(&b, host, cut + 1 - host);
 		appendStringInfoString(&b, MASK);
 	}
 	else
