@@ -492,7 +492,8 @@ pl_append_job_task_log(PG_FUNCTION_ARGS)
 	/* the chunk is stored with the task's secrets masked (secrets.c) */
 	static PlStmt ins = {
 		"INSERT INTO pipeline.job_task_log (job_task_id, chunk)"
-		" SELECT t.id, " PL_MASK_SECRETS_SQL("$2", "t", "$3")
+		" SELECT t.id, pipeline.mask_secrets($2, CASE WHEN pg_catalog.cardinality(t.sensitive) > 0"
+		"   THEN " PL_SECRETS_SQL("t") " END, t.sensitive, $3)"
 		" FROM pipeline.job_task t WHERE t.id = $1 RETURNING seq",
 		3, {INT8OID, TEXTOID, TEXTOID}
 	};

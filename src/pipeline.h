@@ -180,18 +180,14 @@ extern bool pl_retry_if_left(int64 id, int64 pipeline_task_id);
 extern Jsonb *pl_redact_hooks(Jsonb *hooks);	/* hook targets redacted */
 
 /*
- * SQL: text or jsonb VAL a runner sent for job task row T, with the values
- * of T's sensitive params (from its params, its runtime envs and its run's
- * runtime envs) and the presented TOKEN masked (secrets.c).  A task with no
- * sensitive params skips the lookups; a NULL VAL stays NULL.
+ * SQL: where job task row T's secrets are (secrets.c): its params, its
+ * runtime envs and its run's runtime envs, which may override them.  Callers
+ * evaluate it only when T.sensitive is not empty, and pass it with
+ * T.sensitive and the presented token to pipeline.mask_secrets().
  */
-#define PL_MASK_SECRETS_SQL(VAL, T, TOKEN) \
-	"(CASE WHEN " VAL " IS NULL THEN NULL" \
-	" WHEN pg_catalog.cardinality(" T ".sensitive) = 0" \
-	" THEN pipeline.mask_secrets(" VAL ", NULL::jsonb, NULL::text[], " TOKEN ")" \
-	" ELSE pipeline.mask_secrets(" VAL ", pg_catalog.jsonb_build_array(" T ".params, " T ".runtime_envs," \
-	"   (SELECT pp.runtime_envs FROM pipeline.pipeline_task pp WHERE pp.id = " T ".pipeline_task_id))," \
-	"   " T ".sensitive, " TOKEN ") END)"
+#define PL_SECRETS_SQL(T) \
+	"pg_catalog.jsonb_build_array(" T ".params, " T ".runtime_envs," \
+	" (SELECT pp.runtime_envs FROM pipeline.pipeline_task pp WHERE pp.id = " T ".pipeline_task_id))"
 extern bool pl_runtime_env_name_allowed(const char *name);
 extern const char *const pl_runtime_env_rule;	/* the deny-list, as a sentence */
 

@@ -279,7 +279,9 @@ pl_require_token(int64 id, const char *token, bool lock)
  * token and the state, apply, write the event, read back.
  * $1 id, $2 stage, $3 message, $4 detail, $5 extension, $6 runtime envs,
  * $7 digest of the presented token, $8 force_update_status, $9 the token
- * (message and detail are stored with the task's secrets masked, secrets.c)
+ * (message and detail are stored with the task's secrets masked, secrets.c;
+ * the secrets are looked up only for a task with sensitive params that
+ * reports a message or detail)
  */
 #define PL_STATUS_UPDATE_SQL(LOCK) \
 	"WITH o AS (" \
@@ -290,10 +292,12 @@ pl_require_token(int64 id, const char *token, bool lock)
 	"    AS confirm_pending," \
 	"  t.attempt <= t.retries AND t.pipeline_task_id IS NOT NULL" \
 	"  AND (SELECT p.stage FROM pipeline.pipeline_task p WHERE p.id = t.pipeline_task_id) = 'active'" \
-	"    AS retries_left" \
+	"    AS retries_left," \
+	"  CASE WHEN ($3 IS NOT NULL OR $4 IS NOT NULL) AND pg_catalog.cardinality(t.sensitive) > 0" \
+	"       THEN " PL_SECRETS_SQL("t") " END AS secrets, t.sensitive" \
 	" FROM pipeline.job_task t WHERE t.id = $1 " LOCK ")," \
 	" k AS (" \
-	" SELECT o.id, o.old_stage, o.ns," \
+	" SELECT o.id, o.old_stage, o.ns, o.secrets, o.sensitive," \
 	"  (o.ns = 'failed' AND o.retries_left AND NOT $8) AS will_retry," \
 	"  (o.confirm_pending AND o.ns > 'canceled'" \
 	"   AND NOT (o.ns = 'failed' AND o.retries_left AND NOT $8)) AS gate_now" \
@@ -302,8 +306,10 @@ pl_require_token(int64 id, const char *token, bool lock)
 	" u AS (" \
 	" UPDATE pipeline.job_task t SET" \
 	"  stage = k.ns," \
-	"  message = COALESCE(" PL_MASK_SECRETS_SQL("$3", "t", "$9") ", t.message)," \
-	"  detail = COALESCE(" PL_MASK_SECRETS_SQL("$4", "t", "$9") ", t.detail)," \
+	"  message = CASE WHEN $3 IS NULL THEN t.message" \
+	"            ELSE pipeline.mask_secrets($3, k.secrets, k.sensitive, $9) END," \
+	"  detail = CASE WHEN $4 IS NULL THEN t.detail" \
+	"           ELSE pipeline.mask_secrets($4, k.secrets, k.sensitive, $9) END," \
 	"  extension = t.extension || COALESCE($5, '{}')," \
 	"  runtime_envs = t.runtime_envs || COALESCE($6, '{}')," \
 	"  start_at = CASE WHEN k.ns = 'active' THEN COALESCE(t.start_at, now()) ELSE t.start_at END," \
