@@ -7,9 +7,9 @@
 --
 -- The values of a task's sensitive params (from its params, and from runtime
 -- envs that override them) and its update token are replaced by ****** in
--- every log chunk, message and detail (all strings, nested) before they are
--- stored, and so never reach job_task_log, the task or run row, events or
--- hook deliveries.  Values shorter than 4 bytes are not searched for.
+-- every log chunk, message, detail and extension (all strings, nested)
+-- before they are stored, and so never reach job_task_log, the task or run
+-- row, events or hook deliveries.  Values shorter than 4 bytes are not searched for.
 \set VERBOSITY sqlstate
 
 -- A call's error as "SQLSTATE: message / detail / hint"
@@ -108,6 +108,9 @@ SELECT message, jsonb_pretty(detail) AS detail
        detail => jsonb_build_object('output_tail', E'...\nkey=sign-key-0123456789\n',
                                     'steps', jsonb_build_array(jsonb_build_object('log', jsonb_build_array('a', 'x sign-key-0123456789 y')), 3),
                                     'sign-key-0123456789', true, 'token', :'tok'));
+-- extension keys the runner adds are free text too
+SELECT extension FROM pipeline.update_job_task_status(:compile, 'active', :'tok',
+    extension => '{"cmdline": "make sign KEY=sign-key-0123456789", "pid": 42}');
 -- a runtime env overriding the sensitive param: its new value is a secret too
 SELECT runtime_envs FROM pipeline.update_job_task_status(:compile, 'active', :'tok',
     runtime_envs => '{"SIGN_KEY": "rotated-sign-key-4567"}');
@@ -129,7 +132,7 @@ SELECT count(*) > 0 AS deliveries_written FROM pipeline.hook_delivery WHERE pipe
 -- nowhere in clear: not in the tables, not in what a hook sender is given
 SELECT 'job_task_log' AS place, pg_temp.leaked(string_agg(l::text, ' ')) FROM pipeline.job_task_log l WHERE job_task_id IN (:compile, :upload)
 UNION ALL
-SELECT 'job_task message/detail', pg_temp.leaked(string_agg(concat(t.message, t.detail), ' ')) FROM pipeline.job_task t WHERE pipeline_task_id = :run
+SELECT 'job_task message/detail/extension', pg_temp.leaked(string_agg(concat(t.message, t.detail, t.extension), ' ')) FROM pipeline.job_task t WHERE pipeline_task_id = :run
 UNION ALL
 SELECT 'pipeline_task message', pg_temp.leaked(string_agg(p.message, ' ')) FROM pipeline.pipeline_task p WHERE id = :run
 UNION ALL

@@ -279,9 +279,9 @@ pl_require_token(int64 id, const char *token, bool lock)
  * token and the state, apply, write the event, read back.
  * $1 id, $2 stage, $3 message, $4 detail, $5 extension, $6 runtime envs,
  * $7 digest of the presented token, $8 force_update_status, $9 the token
- * (message and detail are stored with the task's secrets masked, secrets.c;
- * the secrets are looked up only for a task with sensitive params that
- * reports a message or detail)
+ * (message, detail and extension are stored with the task's secrets masked,
+ * secrets.c; the secrets are looked up only for a task with sensitive params
+ * that reports one of them)
  */
 #define PL_STATUS_UPDATE_SQL(LOCK) \
 	"WITH o AS (" \
@@ -293,7 +293,8 @@ pl_require_token(int64 id, const char *token, bool lock)
 	"  t.attempt <= t.retries AND t.pipeline_task_id IS NOT NULL" \
 	"  AND (SELECT p.stage FROM pipeline.pipeline_task p WHERE p.id = t.pipeline_task_id) = 'active'" \
 	"    AS retries_left," \
-	"  CASE WHEN ($3 IS NOT NULL OR $4 IS NOT NULL) AND pg_catalog.cardinality(t.sensitive) > 0" \
+	"  CASE WHEN ($3 IS NOT NULL OR $4 IS NOT NULL OR $5 IS NOT NULL)" \
+	"        AND pg_catalog.cardinality(t.sensitive) > 0" \
 	"       THEN " PL_SECRETS_SQL("t") " END AS secrets, t.sensitive" \
 	" FROM pipeline.job_task t WHERE t.id = $1 " LOCK ")," \
 	" k AS (" \
@@ -310,7 +311,8 @@ pl_require_token(int64 id, const char *token, bool lock)
 	"            ELSE pipeline.mask_secrets($3, k.secrets, k.sensitive, $9) END," \
 	"  detail = CASE WHEN $4 IS NULL THEN t.detail" \
 	"           ELSE pipeline.mask_secrets($4, k.secrets, k.sensitive, $9) END," \
-	"  extension = t.extension || COALESCE($5, '{}')," \
+	"  extension = CASE WHEN $5 IS NULL THEN t.extension" \
+	"              ELSE t.extension || pipeline.mask_secrets($5, k.secrets, k.sensitive, $9) END," \
 	"  runtime_envs = t.runtime_envs || COALESCE($6, '{}')," \
 	"  start_at = CASE WHEN k.ns = 'active' THEN COALESCE(t.start_at, now()) ELSE t.start_at END," \
 	"  end_at = CASE WHEN k.ns >= 'canceled' THEN COALESCE(t.end_at, now()) ELSE NULL END," \
