@@ -130,6 +130,7 @@ SELECT DISTINCT target->>'url' AS delivery_url FROM pipeline.deliveries WHERE pi
 -- redact_target: secret, header values (object, or "Name: value" strings), URL query and user info
 SELECT pipeline.redact_target('{"url": "https://u:p@h.example/x?a=1", "secret": "s", "headers": {"A": "b"}}');
 SELECT pipeline.redact_target('{"url": "https://h.example/x", "headers": ["Authorization: Bearer x", "odd"]}');
+SELECT pipeline.redact_target('{"headers": "Authorization: Bearer x"}') AS headers_as_one_string;
 SELECT pipeline.redact_target('{"url": "https://h.example/x", "secret": null, "description": "kept"}');
 -- robots whose token is the URL's path
 SELECT pipeline.redact_target(jsonb_build_object('url', u)) ->> 'url' AS url

@@ -153,7 +153,8 @@ push_target(JsonbParseState **st, JsonbContainer *c)
 		Assert(tok == WJB_KEY);
 		(void) JsonbIteratorNext(&it, &v, true);
 		push_key(st, &k);
-		if (key_is(&k, "secret") && v.type != jbvNull)
+		if ((key_is(&k, "secret") && v.type != jbvNull) ||
+			(key_is(&k, "headers") && v.type == jbvString))
 			push_string(st, WJB_VALUE, MASK, MASK_LEN);
 		else if (key_is(&k, "headers") && v.type == jbvBinary)
 		{
