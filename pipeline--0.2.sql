@@ -615,28 +615,52 @@ CREATE FUNCTION digest_ok(stored bytea, presented bytea) RETURNS boolean
 CREATE FUNCTION mask_params(params jsonb, sensitive text[]) RETURNS jsonb
     AS 'MODULE_PATHNAME', 'pl_mask_params' LANGUAGE C IMMUTABLE PARALLEL SAFE;
 
--- A pipeline_task row as callers may see it: params and runtime envs masked.
+-- A pipeline_task row as callers may see it: params and runtime envs masked,
+-- hook targets redacted.
 CREATE FUNCTION redact_run(r pipeline_task) RETURNS pipeline_task
     LANGUAGE plpgsql IMMUTABLE AS $fn$
 BEGIN
     r.params := pipeline.mask_params(r.params, r.sensitive);
     r.runtime_envs := pipeline.mask_params(r.runtime_envs, r.sensitive);
+    r.hooks := pipeline.redact_hooks(r.hooks);
     RETURN r;
 END
 $fn$;
 
 -- A job definition as people may see it: defaults of sensitive params masked.
 CREATE FUNCTION redact_job(definition jsonb) RETURNS jsonb
-    LANGUAGE sql IMMUTABLE PARALLEL SAFE
-    RETURN CASE WHEN pg_catalog.jsonb_typeof(definition OPERATOR(pg_catalog.->) 'params') OPERATOR(pg_catalog.=) 'array'
-           THEN pg_catalog.jsonb_set(definition, '{params}', COALESCE((
-               SELECT pg_catalog.jsonb_agg(CASE WHEN (p OPERATOR(pg_catalog.->>) 'sensitive')::boolean
-                                                 AND p OPERATOR(pg_catalog.->>) 'default' IS NOT NULL
-                                           THEN p OPERATOR(pg_catalog.||) '{"default": "******"}'
-                                           ELSE p END ORDER BY n)
-                 FROM pg_catalog.jsonb_array_elements(definition OPERATOR(pg_catalog.->) 'params')
-                      WITH ORDINALITY AS a(p, n)), '[]'))
-           ELSE definition END;
+    AS 'MODULE_PATHNAME', 'pl_redact_job' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+-- A hook target as people may see it: the secret, header values (think
+-- Authorization) and the URL's query string (robot access tokens) and user
+-- info masked.
+CREATE FUNCTION redact_target(target jsonb) RETURNS jsonb
+    AS 'MODULE_PATHNAME', 'pl_redact_target' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+-- An object's hook targets (its "webhooks" and "im_robot_notify") redacted.
+CREATE FUNCTION redact_hooks(hooks jsonb) RETURNS jsonb
+    AS 'MODULE_PATHNAME', 'pl_redact_hooks_sql' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+-- A pipeline definition as people may see it: hook targets redacted, inline
+-- jobs' sensitive defaults masked, run_params masked when named in sensitive
+-- (the referenced jobs' sensitive params) or by an inline job.
+CREATE FUNCTION redact_pipeline(definition jsonb, sensitive text[]) RETURNS jsonb
+    AS 'MODULE_PATHNAME', 'pl_redact_pipeline' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+
+-- Free text a runner sends (log chunks, message, detail) with the values of
+-- the sensitive params (params: an object or an array of objects) and the
+-- token masked as ******.  Used by update_job_task_status and
+-- append_job_task_log.
+CREATE FUNCTION mask_secrets(value text, params jsonb, sensitive text[], token text)
+    RETURNS text
+    AS 'MODULE_PATHNAME', 'pl_mask_secrets_text' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION mask_secrets(value jsonb, params jsonb, sensitive text[], token text)
+    RETURNS jsonb
+    AS 'MODULE_PATHNAME', 'pl_mask_secrets_jsonb' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+
+-- May a job report a runtime env of this name?  (The deny-list: README, Params.)
+CREATE FUNCTION runtime_env_name_allowed(name text) RETURNS boolean
+    AS 'MODULE_PATHNAME', 'pl_runtime_env_name_allowed_sql' LANGUAGE C IMMUTABLE PARALLEL SAFE;
 
 -- ---------------------------------------------------------------------------
 -- Views: what people and dashboards read.  Secrets are masked, digests hidden.
@@ -662,23 +686,6 @@ SELECT p.id, p.pipeline_name, p.pipeline_version, p.stage, p.message,
        (SELECT count(*) FROM job_task t WHERE t.pipeline_task_id = p.id
                                           AND t.stage >= 'canceled' AND t.gate IS NULL) AS tasks_done
   FROM pipeline_task p;
-
--- A hook target as people may see it: the secret, header values (think
--- Authorization) and the URL's query string (robot access tokens) masked.
-CREATE FUNCTION redact_target(target jsonb) RETURNS jsonb
-    LANGUAGE sql IMMUTABLE PARALLEL SAFE
-    RETURN target
-        OPERATOR(pg_catalog.||) CASE WHEN target OPERATOR(pg_catalog.->>) 'secret' IS NOT NULL
-                THEN '{"secret": "******"}'::jsonb ELSE '{}'::jsonb END
-        OPERATOR(pg_catalog.||) CASE WHEN pg_catalog.jsonb_typeof(target OPERATOR(pg_catalog.->) 'headers') OPERATOR(pg_catalog.=) 'object'
-                THEN pg_catalog.jsonb_build_object('headers', COALESCE((
-                    SELECT pg_catalog.jsonb_object_agg(h.key, '******')
-                      FROM pg_catalog.jsonb_each(target OPERATOR(pg_catalog.->) 'headers') AS h), '{}'::jsonb))
-                ELSE '{}'::jsonb END
-        OPERATOR(pg_catalog.||) CASE WHEN (target OPERATOR(pg_catalog.->>) 'url') OPERATOR(pg_catalog.~) '[?]'
-                THEN pg_catalog.jsonb_build_object('url',
-                    pg_catalog.regexp_replace(target OPERATOR(pg_catalog.->>) 'url', '[?].*$', '?******'))
-                ELSE '{}'::jsonb END;
 
 -- Hook deliveries with secrets masked, one row per (event, hook).
 CREATE VIEW deliveries AS
@@ -712,9 +719,20 @@ CREATE VIEW jobs AS
 SELECT DISTINCT ON (name) name, version, redact_job(definition) AS definition, created_at, created_by
   FROM job ORDER BY name, version DESC;
 
+-- Sensitive run_params are masked by the names any version of a referenced
+-- job declares sensitive (and by inline jobs', see redact_pipeline).
 CREATE VIEW pipelines AS
-SELECT DISTINCT ON (name) name, version, definition, created_at, created_by
-  FROM pipeline ORDER BY name, version DESC;
+SELECT l.name, l.version,
+       redact_pipeline(l.definition, ARRAY(
+           SELECT DISTINCT p.value ->> 'name'
+             FROM jsonb_array_elements(l.definition -> 'stages') s,
+                  jsonb_array_elements(s.value -> 'tasks') t,
+                  job j, jsonb_array_elements(j.definition -> 'params') p
+            WHERE jsonb_typeof(t.value -> 'job') = 'string' AND j.name = t.value ->> 'job'
+              AND (p.value ->> 'sensitive')::boolean)) AS definition,
+       l.created_at, l.created_by
+  FROM (SELECT DISTINCT ON (name) name, version, definition, created_at, created_by
+          FROM pipeline ORDER BY name, version DESC) l;
 
 -- ---------------------------------------------------------------------------
 -- Privileges: nothing to PUBLIC.  See README "Privileges" for role grants.
@@ -729,7 +747,9 @@ DECLARE
 BEGIN
     FOR f IN SELECT p.oid::regprocedure FROM pg_proc p
               WHERE p.pronamespace = 'pipeline'::regnamespace
-                AND p.proname NOT IN ('mask_params', 'redact_run', 'redact_job', 'redact_target', 'digest_ok')
+                AND p.proname NOT IN ('mask_params', 'redact_run', 'redact_job', 'redact_target', 'digest_ok',
+                                      'redact_hooks', 'redact_pipeline', 'mask_secrets',
+                                      'runtime_env_name_allowed')
     LOOP
         EXECUTE format('ALTER FUNCTION %s SECURITY DEFINER SET search_path = pg_catalog, pg_temp', f);
     END LOOP;

@@ -34,6 +34,7 @@ GRANT EXECUTE ON FUNCTION
     pipeline.update_job_task_status(bigint, pipeline.task_stage, text, text, jsonb, jsonb, jsonb, boolean, boolean),
     pipeline.heartbeat(bigint, text),
     pipeline.append_job_task_log(bigint, text, text),
+    pipeline.runtime_env_name_allowed(text),
     pipeline.mask_params(jsonb, text[])
   TO regress_runner;
 GRANT SELECT ON pipeline.job_tasks TO regress_runner;
@@ -60,7 +61,8 @@ GRANT EXECUTE ON FUNCTION
     pipeline.job_task_deliveries(bigint),
     pipeline.graph(bigint, text),
     pipeline.mask_params(jsonb, text[]),
-    pipeline.redact_job(jsonb)
+    pipeline.redact_job(jsonb),
+    pipeline.redact_pipeline(jsonb, text[])
   TO regress_operator;
 GRANT SELECT ON pipeline.job_tasks, pipeline.pipeline_tasks, pipeline.deliveries, pipeline.stats,
                 pipeline.jobs, pipeline.pipelines
@@ -163,6 +165,7 @@ SELECT stage_name || '.' || task_name AS next FROM pipeline.next_run(:run);
 SELECT stage_name || '.' || task_name AS task, stage, params->>'PV_SECRET' AS secret FROM pipeline.job_tasks
  WHERE pipeline_task_id = :run ORDER BY stage_index;
 SELECT name, definition->'params'->0->>'default' AS secret_default FROM pipeline.jobs WHERE name = 'pv_job';
+SELECT name, definition->'stages'->1->'tasks'->0->>'name' AS second_task FROM pipeline.pipelines WHERE name = 'pv_pipe';
 -- but not the tables, nor the runners' or auditors' functions
 SELECT count(*) FROM pipeline.job_task;
 \echo :LAST_ERROR_MESSAGE
@@ -188,6 +191,8 @@ SELECT :'is_compile' AS is_compile, :'secret' AS secret_for_the_runner;
 SELECT stage FROM pipeline.update_job_task_status(:compile, 'active', :'tok');
 SELECT pipeline.heartbeat(:compile, :'tok');
 SELECT pipeline.append_job_task_log(:compile, :'tok', 'compiling') > 0 AS logged;
+-- it may ask the engine which runtime env names it may report
+SELECT pipeline.runtime_env_name_allowed('PATH') AS path_allowed, pipeline.runtime_env_name_allowed('VERSION') AS version_allowed;
 -- it sees its task's stage (and nothing secret)
 SELECT stage, params->>'PV_SECRET' AS secret FROM pipeline.job_tasks WHERE id = :compile;
 SELECT stage, message FROM pipeline.update_job_task_status(:compile, 'succeeded', :'tok', 'built');

@@ -482,21 +482,27 @@ pl_reap(PG_FUNCTION_ARGS)
 
 /*
  * append_job_task_log(id bigint, update_token text, chunk text) RETURNS bigint
- * Appends output to a task's log; returns the chunk's seq.  The token guards
- * it like a status update; a finished task takes no more output (55000, as
- * heartbeat()).  Locks: none beyond the insert.
+ * Appends output to a task's log, with the task's sensitive values and the
+ * token masked; returns the chunk's seq.  The token guards it like a status
+ * update; a finished task takes no more output (55000, as heartbeat()).
+ * Locks: none beyond the insert.
  */
 PG_FUNCTION_INFO_V1(pl_append_job_task_log);
 Datum
 pl_append_job_task_log(PG_FUNCTION_ARGS)
 {
+	/* the chunk is stored with the task's secrets masked (secrets.c) */
 	static PlStmt ins = {
-		"INSERT INTO pipeline.job_task_log (job_task_id, chunk) VALUES ($1, $2) RETURNING seq",
-		2, {INT8OID, TEXTOID}
+		"INSERT INTO pipeline.job_task_log (job_task_id, chunk)"
+		" SELECT t.id, pipeline.mask_secrets($2, CASE WHEN pg_catalog.cardinality(t.sensitive) > 0"
+		"   THEN " PL_SECRETS_SQL("t") " END, t.sensitive, $3)"
+		" FROM pipeline.job_task t WHERE t.id = $1 RETURNING seq",
+		3, {INT8OID, TEXTOID, TEXTOID}
 	};
 	int64		id;
 	char	   *token;
-	Datum		v[2];
+	Datum		v[3];
+	bool		n[3] = {false, false, false};
 	int64		seq;
 	PlStage		stage;
 
@@ -516,7 +522,9 @@ pl_append_job_task_log(PG_FUNCTION_ARGS)
 				 errdetail("A finished task takes no more output.")));
 	v[0] = Int64GetDatum(id);
 	v[1] = PG_GETARG_DATUM(2);
-	pl_exec(&ins, v, NULL, 1);
+	v[2] = PG_ARGISNULL(1) ? (Datum) 0 : PG_GETARG_DATUM(1);
+	n[2] = PG_ARGISNULL(1);
+	pl_exec(&ins, v, n, 1);
 	seq = pl_col_int64(0, 1);
 	pl_spi_finish();
 	PG_RETURN_INT64(seq);

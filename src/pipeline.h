@@ -176,6 +176,21 @@ extern PlStage pl_require_token(int64 id, const char *token, bool lock);
 /* ---- gates, retries, reaping (gates.c) ---- */
 extern bool pl_retry_if_left(int64 id, int64 pipeline_task_id);
 
+/* ---- redaction (redact.c) and secrets (secrets.c) ---- */
+extern Jsonb *pl_redact_hooks(Jsonb *hooks);	/* hook targets redacted */
+
+/*
+ * SQL: where job task row T's secrets are (secrets.c): its params, its
+ * runtime envs and its run's runtime envs, which may override them.  Callers
+ * evaluate it only when T.sensitive is not empty, and pass it with
+ * T.sensitive and the presented token to pipeline.mask_secrets().
+ */
+#define PL_SECRETS_SQL(T) \
+	"pg_catalog.jsonb_build_array(" T ".params, " T ".runtime_envs," \
+	" (SELECT pp.runtime_envs FROM pipeline.pipeline_task pp WHERE pp.id = " T ".pipeline_task_id))"
+extern bool pl_runtime_env_name_allowed(const char *name);
+extern const char *const pl_runtime_env_rule;	/* the deny-list, as a sentence */
+
 /* ---- definitions (definition.c) ---- */
 extern bool pl_valid_name(const char *s, bool allow_dot);
 extern bool pl_valid_param_name(const char *s);

@@ -52,13 +52,14 @@ pl_reject_token(int64 id)
 
 /*
  * Validate runtime envs: an object whose values are strings, named like
- * params.  Returns the part to merge into the run (names starting with an
- * upper-case letter or '_') as JSON text, or NULL if there is none.  A
- * problem is returned in *problem (nothing is raised here, so the caller can
- * first check that the caller holds the task).
+ * params, none of them on the deny-list (secrets.c).  Returns the part to
+ * merge into the run (names starting with an upper-case letter or '_') as
+ * JSON text, or NULL if there is none.  A problem is returned in *problem,
+ * and a denied name also in *denied (nothing is raised here, so the caller
+ * can first check that the caller holds the task).
  */
 static char *
-check_runtime_envs(Jsonb *envs, char **problem)
+check_runtime_envs(Jsonb *envs, char **problem, char **denied)
 {
 	JsonbIterator *it;
 	JsonbValue	k,
@@ -68,6 +69,7 @@ check_runtime_envs(Jsonb *envs, char **problem)
 	bool		first = true;
 
 	*problem = NULL;
+	*denied = NULL;
 	if (envs == NULL)
 		return NULL;
 	if (!pl_jb_is_object(envs))
@@ -96,6 +98,12 @@ check_runtime_envs(Jsonb *envs, char **problem)
 			*problem = psprintf("runtime_envs: \"%s\" is not a valid name", name);
 			return NULL;
 		}
+		if (!pl_runtime_env_name_allowed(name))
+		{
+			*problem = psprintf("runtime env \"%s\" may not be set", name);
+			*denied = name;
+			return NULL;
+		}
 		if ((name[0] >= 'A' && name[0] <= 'Z') || name[0] == '_')
 			pl_json_kv_str(&run, &first, name, pnstrdup(v.val.string.val, v.val.string.len));
 	}
@@ -105,14 +113,16 @@ check_runtime_envs(Jsonb *envs, char **problem)
 
 /*
  * The job task row as a caller may see it: token digest removed, sensitive
- * params masked.  Produced from "SELECT t, masked params, masked envs".
+ * params masked, hook targets redacted (secrets, header values, URL
+ * tokens: redact.c).  Produced from "SELECT t, masked params, masked envs".
  */
 static void
 redacted_values(int row, TupleDesc *descp, Datum **valuesp, bool **nullsp)
 {
 	static int	att_digest = 0,
 				att_params = 0,
-				att_envs = 0;
+				att_envs = 0,
+				att_hooks = 0;
 	bool		isnull;
 	Datum		d = pl_col(row, 1, &isnull);
 	HeapTupleHeader th = DatumGetHeapTupleHeader(d);
@@ -134,8 +144,10 @@ redacted_values(int row, TupleDesc *descp, Datum **valuesp, bool **nullsp)
 				att_params = i + 1;
 			else if (strcmp(an, "runtime_envs") == 0)
 				att_envs = i + 1;
+			else if (strcmp(an, "hooks") == 0)
+				att_hooks = i + 1;
 		}
-		if (!att_digest || !att_params || !att_envs)
+		if (!att_digest || !att_params || !att_envs || !att_hooks)
 			elog(ERROR, "pipeline.job_task lacks an expected column");
 	}
 	tmp.t_len = HeapTupleHeaderGetDatumLength(th);
@@ -146,6 +158,9 @@ redacted_values(int row, TupleDesc *descp, Datum **valuesp, bool **nullsp)
 	nulls[att_digest - 1] = true;
 	values[att_params - 1] = pl_col(row, 2, &nulls[att_params - 1]);
 	values[att_envs - 1] = pl_col(row, 3, &nulls[att_envs - 1]);
+	if (!nulls[att_hooks - 1])
+		values[att_hooks - 1] =
+			JsonbPGetDatum(pl_redact_hooks(DatumGetJsonbP(values[att_hooks - 1])));
 	*descp = desc;
 	*valuesp = values;
 	*nullsp = nulls;
@@ -263,7 +278,10 @@ pl_require_token(int64 id, const char *token, bool lock)
  * The fused status update: lock (LOCK is the row lock clause), check the
  * token and the state, apply, write the event, read back.
  * $1 id, $2 stage, $3 message, $4 detail, $5 extension, $6 runtime envs,
- * $7 digest of the presented token, $8 force_update_status
+ * $7 digest of the presented token, $8 force_update_status, $9 the token
+ * (message, detail and extension are stored with the task's secrets masked,
+ * secrets.c; the secrets are looked up only for a task with sensitive params
+ * that reports one of them)
  */
 #define PL_STATUS_UPDATE_SQL(LOCK) \
 	"WITH o AS (" \
@@ -274,10 +292,13 @@ pl_require_token(int64 id, const char *token, bool lock)
 	"    AS confirm_pending," \
 	"  t.attempt <= t.retries AND t.pipeline_task_id IS NOT NULL" \
 	"  AND (SELECT p.stage FROM pipeline.pipeline_task p WHERE p.id = t.pipeline_task_id) = 'active'" \
-	"    AS retries_left" \
+	"    AS retries_left," \
+	"  CASE WHEN ($3 IS NOT NULL OR $4 IS NOT NULL OR $5 IS NOT NULL)" \
+	"        AND pg_catalog.cardinality(t.sensitive) > 0" \
+	"       THEN " PL_SECRETS_SQL("t") " END AS secrets, t.sensitive" \
 	" FROM pipeline.job_task t WHERE t.id = $1 " LOCK ")," \
 	" k AS (" \
-	" SELECT o.id, o.old_stage, o.ns," \
+	" SELECT o.id, o.old_stage, o.ns, o.secrets, o.sensitive," \
 	"  (o.ns = 'failed' AND o.retries_left AND NOT $8) AS will_retry," \
 	"  (o.confirm_pending AND o.ns > 'canceled'" \
 	"   AND NOT (o.ns = 'failed' AND o.retries_left AND NOT $8)) AS gate_now" \
@@ -286,9 +307,12 @@ pl_require_token(int64 id, const char *token, bool lock)
 	" u AS (" \
 	" UPDATE pipeline.job_task t SET" \
 	"  stage = k.ns," \
-	"  message = COALESCE($3, t.message)," \
-	"  detail = COALESCE($4, t.detail)," \
-	"  extension = t.extension || COALESCE($5, '{}')," \
+	"  message = CASE WHEN $3 IS NULL THEN t.message" \
+	"            ELSE pipeline.mask_secrets($3, k.secrets, k.sensitive, $9) END," \
+	"  detail = CASE WHEN $4 IS NULL THEN t.detail" \
+	"           ELSE pipeline.mask_secrets($4, k.secrets, k.sensitive, $9) END," \
+	"  extension = CASE WHEN $5 IS NULL THEN t.extension" \
+	"              ELSE t.extension || pipeline.mask_secrets($5, k.secrets, k.sensitive, $9) END," \
 	"  runtime_envs = t.runtime_envs || COALESCE($6, '{}')," \
 	"  start_at = CASE WHEN k.ns = 'active' THEN COALESCE(t.start_at, now()) ELSE t.start_at END," \
 	"  end_at = CASE WHEN k.ns >= 'canceled' THEN COALESCE(t.end_at, now()) ELSE NULL END," \
@@ -329,7 +353,7 @@ pl_update_job_task_status(PG_FUNCTION_ARGS)
 {
 	/*
 	 * $1 id, $2 stage, $3 message, $4 detail, $5 extension, $6 runtime envs,
-	 * $7 digest of the presented token, $8 force_update_status
+	 * $7 digest of the presented token, $8 force_update_status, $9 the token
 	 */
 	/*
 	 * The statement comes in two lock strengths: a report that completes the
@@ -339,11 +363,11 @@ pl_update_job_task_status(PG_FUNCTION_ARGS)
 	 */
 	static PlStmt upd_completing = {
 		PL_STATUS_UPDATE_SQL("FOR UPDATE"),
-		8, {INT8OID, TEXTOID, TEXTOID, JSONBOID, JSONBOID, JSONBOID, BYTEAOID, BOOLOID}
+		9, {INT8OID, TEXTOID, TEXTOID, JSONBOID, JSONBOID, JSONBOID, BYTEAOID, BOOLOID, TEXTOID}
 	};
 	static PlStmt upd_open = {
 		PL_STATUS_UPDATE_SQL("FOR NO KEY UPDATE"),
-		8, {INT8OID, TEXTOID, TEXTOID, JSONBOID, JSONBOID, JSONBOID, BYTEAOID, BOOLOID}
+		9, {INT8OID, TEXTOID, TEXTOID, JSONBOID, JSONBOID, JSONBOID, BYTEAOID, BOOLOID, TEXTOID}
 	};
 	static PlStmt merge_run = {
 		"UPDATE pipeline.pipeline_task SET runtime_envs = runtime_envs || $2::jsonb WHERE id = $1",
@@ -361,6 +385,7 @@ pl_update_job_task_status(PG_FUNCTION_ARGS)
 	bool		force_trigger;
 	char	   *run_envs = NULL;
 	char	   *problem;
+	char	   *denied;
 	int64		pt;
 	int64		pt_hint;
 	int			stage_index;
@@ -369,8 +394,8 @@ pl_update_job_task_status(PG_FUNCTION_ARGS)
 	bool		ignore_failed;
 	bool		gate_waiting;
 	char	   *message;
-	Datum		v[8];
-	bool		n[8];
+	Datum		v[9];
+	bool		n[9];
 	MemoryContext outer;
 	Datum		result;
 
@@ -408,12 +433,18 @@ pl_update_job_task_status(PG_FUNCTION_ARGS)
 	}
 
 	/* bad arguments are reported only to the holder of the task */
-	run_envs = check_runtime_envs(envs, &problem);
+	run_envs = check_runtime_envs(envs, &problem, &denied);
 	if (problem == NULL && ext && !pl_jb_is_object(ext))
 		problem = pstrdup("extension must be a JSON object");
 	if (problem)
 	{
 		diagnose_refusal(id, token, force_update);
+		if (denied)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("job task " INT64_FORMAT ": %s", id, problem),
+					 errdetail("%s", pl_runtime_env_rule),
+					 errhint("Runtime envs reach later jobs' environments; pass such settings as params of the job instead.")));
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("job task " INT64_FORMAT ": %s", id, problem)));
@@ -434,9 +465,12 @@ pl_update_job_task_status(PG_FUNCTION_ARGS)
 	v[5] = envs ? JsonbPGetDatum(envs) : (Datum) 0;
 	n[5] = (envs == NULL);
 	if (token)
+	{
 		v[6] = PointerGetDatum(pl_token_digest(token));
+		v[8] = PG_GETARG_DATUM(2);
+	}
 	else
-		n[6] = true;
+		n[6] = n[8] = true;
 	v[7] = BoolGetDatum(force_update);
 	pl_exec((pl_stage_complete(req_stage) || force_update) ? &upd_completing : &upd_open,
 			v, n, 1);
