@@ -4,6 +4,10 @@
 #   $node->safe_psql('postgres', 'CREATE EXTENSION pipeline');
 #   my $pid = PipelineNode::spawn_ctl($node->connstr('postgres'), $log, 'runner', '--name', 'r1');
 #   PipelineNode::stop_ctl($pid);
+#   my $standby = PipelineNode::new_standby($node, 'standby');   # streaming, from a fresh backup
+#   my $recv = PipelineNode::start_receiver("$dir/recv.jsonl"); # test/cli/receiver.py: {pid, port, url, log}
+#   my @reqs = PipelineNode::receiver_requests($recv);         # its recorded requests (hashes)
+#   my %n = PipelineNode::log_lines($file, qr/.../);            # lines of a log file matching a regexp
 #
 # scripts/test runs every test/t/*.pl with prove, as the "postgres" OS user when it is root,
 # with PATH starting at the PostgreSQL 15 binaries (where pipelinectl is installed) and
@@ -69,6 +73,91 @@ sub stop_ctl
 	kill 'KILL', $pid;
 	waitpid($pid, 0);
 	return $?;
+}
+
+# A streaming standby of PRIMARY (started with allows_streaming => 1) from a fresh base backup,
+# started, with the engine's settings.  Its primary_conninfo names it NAME (application_name),
+# which is what synchronous_standby_names refers to.
+sub new_standby
+{
+	my ($primary, $name) = @_;
+	my $backup = "$name-base";
+	$primary->backup($backup);
+	my $node = PostgreSQL::Test::Cluster->new($name);
+	$node->init_from_backup($primary, $backup, has_streaming => 1);
+	$node->start;
+	return $node;
+}
+
+# Start test/cli/receiver.py (a real HTTP receiver on 127.0.0.1) logging to LOGFILE; waits for
+# its port.  Returns {pid, port, url => "http://127.0.0.1:PORT", log => LOGFILE}.
+sub start_receiver
+{
+	my ($logfile, $max_seconds) = @_;
+	my $root = $ENV{PL_ROOT} or die "PL_ROOT is not set";
+	my $portfile = "$logfile.port";
+	unlink $portfile;
+	my $pid = fork();
+	die "fork: $!" unless defined $pid;
+	if ($pid == 0)
+	{
+		open(STDIN, '<', '/dev/null');
+		open(STDOUT, '>>', "$logfile.out") or die "$logfile.out: $!";
+		open(STDERR, '>&', \*STDOUT);
+		exec('python3', "$root/test/cli/receiver.py", '--log', $logfile, '--port-file', $portfile,
+			'--max-seconds', $max_seconds // 600, '--quiet')
+		  or die "exec python3: $!";
+	}
+	my $deadline = time() + 20;
+	while (!-s $portfile)
+	{
+		die "receiver.py did not start (see $logfile.out)" if time() > $deadline;
+		usleep(50_000);
+	}
+	my $port = PostgreSQL::Test::Utils::slurp_file($portfile);
+	$port =~ s/\s+//g;
+	return { pid => $pid, port => $port, url => "http://127.0.0.1:$port", log => $logfile };
+}
+
+# The requests RECEIVER recorded so far, in order (one hash per JSON line of its log).
+sub receiver_requests
+{
+	my ($recv) = @_;
+	require JSON::PP;
+	my @out;
+	open(my $fh, '<', $recv->{log}) or return ();
+	while (my $line = <$fh>)
+	{
+		next unless $line =~ /\S/;
+		push @out, JSON::PP->new->decode($line);
+	}
+	close $fh;
+	return @out;
+}
+
+# A request's header, by name (case-insensitive), or undef.
+sub header
+{
+	my ($req, $name) = @_;
+	for my $k (keys %{ $req->{headers} // {} })
+	{
+		return $req->{headers}{$k} if lc($k) eq lc($name);
+	}
+	return undef;
+}
+
+# Lines of FILE matching RE, as a list of the first capture group (or the whole line).
+sub log_lines
+{
+	my ($file, $re) = @_;
+	my @out;
+	open(my $fh, '<', $file) or return ();
+	while (my $line = <$fh>)
+	{
+		push @out, (defined $1 ? $1 : $line) if $line =~ $re;
+	}
+	close $fh;
+	return @out;
 }
 
 # Wait until SQL (a query returning one value) returns EXPECTED on NODE; dies after TIMEOUT s.
