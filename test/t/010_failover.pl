@@ -23,14 +23,16 @@
 # every second with a short pipeline.heartbeat_timeout) fails it after the timeout and the job's
 # retries put it back in the queue.  A delivery claimed just before the stop waits for its lease.
 #
+# The workload and the checks are InFlight.pm's (shared with 012_crash_restart).
+#
 # Locking notes: none of its own; the engine's locks are what is under test.
 use strict;
 use warnings;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(time usleep);
-use JSON::PP;
 use PipelineNode;
+use InFlight;
 
 my $tmp = $PostgreSQL::Test::Utils::tmp_check;
 my $HEARTBEAT_TIMEOUT = 8;    # seconds of silence before reap() fails a task (test setting)
@@ -53,36 +55,9 @@ my $host = $primary->host;
 my $conninfo = sprintf('host=%s,%s port=%d,%d target_session_attrs=read-write dbname=postgres',
 	$host, $standby->host, $primary->port, $standby->port);
 
-# ---------------------------------------------------------------- pipeline, receiver
+# ---------------------------------------------------------------- workload, receiver
 my $recv = PipelineNode::start_receiver("$tmp/recv.jsonl", 600);
-my $done = "$tmp/done.txt";
-my $NRUNS = 5;
-{
-	my $cmd = qq{sleep 0.3; echo "\$JOB_TASK_ID" >> '$done'};
-	my @stages = (
-		[ 'build', 0, 2 ], [ 'test', 1, 8 ], [ 'pack', 0, 2 ], [ 'deploy', 1, 4 ]);
-	my @sj;
-	for my $s (@stages)
-	{
-		my ($name, $par, $n) = @$s;
-		my @tasks = map {
-			my $t = { name => "$name$_", job => 'fo-work' };
-			$t->{webhooks} = [ { url => "$recv->{url}/ok/fo-task", events => ['succeeded'] } ]
-			  if $name eq 'test';
-			$t
-		} 1 .. $n;
-		push @sj, { name => $name, is_parallel => ($par ? JSON::PP::true() : JSON::PP::false()),
-			tasks => \@tasks };
-	}
-	my $job = JSON::PP->new->canonical->encode(
-		{ name => 'fo-work', command => $cmd, retries => 2, timeout => 120 });
-	my $pipe = JSON::PP->new->canonical->encode(
-		{ name => 'fo', webhooks => [ { url => "$recv->{url}/ok/fo-run" } ], stages => \@sj });
-	s/'/''/g for ($job, $pipe);
-	$primary->safe_psql('postgres', "SELECT pipeline.define_job('$job')");
-	$primary->safe_psql('postgres', "SELECT pipeline.define_pipeline('$pipe')");
-}
-my $ntasks = $NRUNS * 16;
+my $w = InFlight::define($primary, $recv, "$tmp/done.txt", runs => 5);
 
 # ---------------------------------------------------------------- runner, hookd, runs
 my $rlog = "$tmp/runner.log";
@@ -91,14 +66,9 @@ my $runner = PipelineNode::spawn_ctl($conninfo, $rlog, 'runner', '--name', 'fo-r
 	'--concurrency', '4', '--heartbeat', '1', '--poll-interval', '0.5');
 my $hookd = PipelineNode::spawn_ctl($conninfo, $hlog, 'hookd', '--name', 'fo-hookd',
 	'--concurrency', '4', '--poll-interval', '0.5', '--lease', $LEASE);
-$primary->safe_psql('postgres', "SELECT pipeline.run_pipeline('fo') FROM generate_series(1, $NRUNS)");
-
-sub done_lines { my @l = PipelineNode::log_lines($done, qr/^(\d+)$/); return @l }
-
-my $deadline = time() + 60;
-usleep(100_000) while scalar(done_lines()) < $ntasks * 0.3 && time() < $deadline;
-my $before = scalar(done_lines());
-ok($before >= $ntasks * 0.3 && $before < $ntasks, "mid-run: $before of $ntasks commands ended");
+$primary->safe_psql('postgres', InFlight::run_sql($w));
+my $before = InFlight::wait_done($w, 0.3);
+ok($before >= $w->{ntasks} * 0.3 && $before < $w->{ntasks}, "mid-run: $before of $w->{ntasks} commands ended");
 
 # ---------------------------------------------------------------- failover
 my $t0 = time();
@@ -109,103 +79,23 @@ my $t_promoted = time();
 note(sprintf('primary stopped in %.2f s, standby promoted %.2f s after the stop',
 	$t_dead - $t0, $t_promoted - $t0));
 
-# what pg_cron would do on the new primary: reap() now and then
-my $reap_sql = "SET pipeline.heartbeat_timeout = $HEARTBEAT_TIMEOUT; SET pipeline.retry_backoff = 0; "
-  . "SELECT pipeline.reap()";
-my $reaped = 0;
-my ($open_runs, $open_dels) = (-1, -1);
-$deadline = time() + 150;
-while (time() < $deadline)
-{
-	$reaped += $standby->safe_psql('postgres', $reap_sql);
-	($open_runs, $open_dels) = split /\|/, $standby->safe_psql('postgres',
-		q{SELECT (SELECT count(*) FROM pipeline.pipeline_task WHERE stage < 'canceled'),
-		         (SELECT count(*) FROM pipeline.hook_delivery WHERE status IN ('pending', 'sending'))});
-	last if $open_runs == 0 && $open_dels == 0;
-	sleep 1;
-}
-my $t_end = time();
+my ($reaped, $open_runs, $open_dels) = InFlight::reap_until_finished($standby, $w, $HEARTBEAT_TIMEOUT, 150);
 is("$open_runs $open_dels", '0 0', 'every run and every delivery finished after the failover');
-note(sprintf('all finished %.1f s after the stop; reap() failed %d silent task(s)', $t_end - $t0, $reaped));
+note(sprintf('all finished %.1f s after the stop; reap() failed %d silent task(s)', time() - $t0, $reaped));
 
 is(PipelineNode::stop_ctl($runner), 0, 'runner stops cleanly on SIGTERM');
 is(PipelineNode::stop_ctl($hookd), 0, 'hookd stops cleanly on SIGTERM');
+like(slurp_file($rlog), qr/reconnected to the database/, 'runner reconnected by itself');
+like(slurp_file($hlog), qr/reconnected to the database/, 'hookd reconnected by itself');
 
-my $rlog_text = slurp_file($rlog);
-my $hlog_text = slurp_file($hlog);
-like($rlog_text, qr/reconnected to the database/, 'runner reconnected by itself');
-like($hlog_text, qr/reconnected to the database/, 'hookd reconnected by itself');
+my %fig = InFlight::check($standby, $w, $rlog);
 
-# ---------------------------------------------------------------- runs and acknowledged reports
-is($standby->safe_psql('postgres',
-	q{SELECT string_agg(DISTINCT stage::text, ',') FROM pipeline.pipeline_task}),
-	'succeeded', "all $NRUNS runs succeeded on the new primary");
-is($standby->safe_psql('postgres',
-	q{SELECT count(*) FILTER (WHERE stage = 'succeeded') || '/' || count(*) FROM pipeline.job_task}),
-	"$ntasks/$ntasks", "all $ntasks job tasks succeeded");
-
-# "job task N: reported succeeded" with the moment the runner logged it (after the commit returned)
-my @acks;
-for my $line (split /\n/, $rlog_text)
-{
-	push @acks, [ $2, $1 ]
-	  if $line =~ /^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+ [+-]\d{4}) .*job task (\d+): reported succeeded/;
-}
-my $values = join(',', map { "($_->[0], '$_->[1]'::timestamptz)" } @acks);
-my $lost = $standby->safe_psql('postgres', qq{
-	SELECT coalesce(string_agg(a.id::text, ', '), '') FROM (VALUES $values) AS a(id, acked)
-	 WHERE NOT EXISTS (SELECT FROM pipeline.job_task j WHERE j.id = a.id AND j.stage = 'succeeded')
-	    OR EXISTS (SELECT FROM pipeline.event e WHERE e.kind = 'job_task' AND e.object_id = a.id
-	                 AND e.at > a.acked + interval '2 ms')});
-is($lost, '', scalar(@acks) . ' acknowledged reports: each task complete, nothing after its acknowledgement');
-
-# ---------------------------------------------------------------- executions (outside the DB)
-my %runs_of;
-$runs_of{$_}++ for done_lines();
-my $attempts = $standby->safe_psql('postgres', q{SELECT string_agg(id || ':' || attempt, ' ') FROM pipeline.job_task});
-my ($missing, $over, $dups) = (0, 0, 0);
-for (split / /, $attempts)
-{
-	my ($id, $att) = split /:/;
-	my $n = $runs_of{$id} // 0;
-	$missing++ if $n == 0;
-	$over++ if $n > $att;
-	$dups += $n - 1 if $n > 1;
-}
-is($missing, 0, 'every job task\'s command ran');
-is($over, 0, 'no command ran more often than its task\'s attempts (one run per claim)');
-note("tasks checked: $ntasks, acknowledged reports checked: " . scalar(@acks)
-	  . ", commands run twice: $dups, tasks reaped after the failover: $reaped");
-
-# ---------------------------------------------------------------- deliveries
-my %got;
-for my $r (PipelineNode::receiver_requests($recv))
-{
-	my $d = PipelineNode::header($r, 'X-Pipeline-Delivery');
-	$got{$d}++ if defined $d;
-}
-my @db = split /\n/, $standby->safe_psql('postgres', q{SELECT id || ' ' || status FROM pipeline.hook_delivery ORDER BY id});
-my @not_ok = grep { !/ succeeded$/ } @db;
-my @never = grep { my ($id) = split / /; !$got{$id} } @db;
-my %known = map { (split / /)[0] => 1 } @db;
-my @unknown = grep { !$known{$_} } keys %got;
-is(scalar(@not_ok), 0, 'every delivery recorded succeeded') or diag("@not_ok");
-is(scalar(@never), 0, 'every delivery arrived at the receiver at least once') or diag("@never");
-is(scalar(@unknown), 0, 'the receiver got no delivery the new primary does not know') or diag("@unknown");
-my $dup_del = 0;
-$dup_del += $_ - 1 for values %got;
-# per run: the run's hook on its 2 changes (created active, succeeded), 8 test tasks' on success
-is(scalar(@db), $NRUNS * (2 + 8), 'one delivery per matching hook and event');
-
-# ---------------------------------------------------------------- time to recover
-my $first = $standby->safe_psql('postgres', sprintf(q{
-	SELECT extract(epoch FROM min(at)) FROM pipeline.event
-	 WHERE kind = 'job_task' AND new_stage IN ('active', 'succeeded') AND at > to_timestamp(%.6f)},
-	$t_dead));
+my $first = InFlight::first_report_after($standby, $t_dead);
 ok($first ne '', 'the runner reported to the new primary');
-my $recover = $first - $t0;
-note(sprintf('recover: %.1f s', $recover));
-note("deliveries checked: " . scalar(@db) . ", sent twice: $dup_del");
+note(sprintf('recover: %.1f s', $first - $t0)) if $first ne '';
+note("tasks checked: $w->{ntasks}, acknowledged reports checked: $fig{acks}, "
+	  . "commands run twice: $fig{reruns}, tasks reaped after the failover: $reaped");
+note("deliveries checked: $fig{deliveries}, sent twice: $fig{resent}");
 
 kill 'TERM', $recv->{pid};
 waitpid($recv->{pid}, 0);
