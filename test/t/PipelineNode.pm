@@ -75,6 +75,20 @@ sub stop_ctl
 	return $?;
 }
 
+# Wait until SQL returns a non-empty value on NODE and return it; dies after TIMEOUT s.
+sub wait_for_value
+{
+	my ($node, $db, $sql, $timeout) = @_;
+	my $deadline = time() + ($timeout // 60);
+	while (time() < $deadline)
+	{
+		my ($rc, $out) = $node->psql($db, $sql);
+		return $out if $rc == 0 && defined $out && $out ne '';
+		usleep(100_000);
+	}
+	die "timed out after ${timeout}s waiting for a value of [$sql]";
+}
+
 # A streaming standby of PRIMARY (started with allows_streaming => 1) from a fresh base backup,
 # started, with the engine's settings.  Its primary_conninfo names it NAME (application_name),
 # which is what synchronous_standby_names refers to.
