@@ -4,8 +4,9 @@
 # that completes the first task starts the second stage: 500 tasks go pending -> scheduling,
 # each with its event, in the report's transaction.  A test-only row trigger on
 # pipeline.job_task (created by this test, not part of the engine) makes that transaction wait
-# for an advisory lock the test holds when it reaches the stage's 251st task, so the backend is
-# caught with half of the stage started; the test kills it with SIGKILL, and the postmaster
+# for an advisory lock the test holds when it reaches the stage's 251st task (and counts the
+# tasks it started in a sequence, which other sessions see), so the backend is caught with
+# half of the stage started; the test kills it with SIGKILL, and the postmaster
 # (restart_after_crash = on, as in production) restarts every backend through crash recovery.
 # Checked: the report was not acknowledged (its client got an error); the completed task is
 # still active, every task of the wide stage is still pending, no event or delivery of the
@@ -43,11 +44,15 @@ $node->safe_psql($db, "SELECT pipeline.update_job_task_status($id, 'active', '$t
 
 # the test-only brake: the stage's 251st task waits for lock 4242
 $node->safe_psql($db, q{
+	CREATE SEQUENCE public.crash_progress;
 	CREATE FUNCTION public.crash_brake() RETURNS trigger LANGUAGE plpgsql AS $$
 	BEGIN
-		IF NEW.stage_name = 'wide' AND OLD.stage = 'pending' AND NEW.stage = 'scheduling'
-		   AND NEW.task_index = 250 THEN
-			PERFORM pg_advisory_xact_lock(4242);
+		IF NEW.stage_name = 'wide' AND OLD.stage = 'pending' AND NEW.stage = 'scheduling' THEN
+			IF NEW.task_index = 250 THEN
+				PERFORM pg_advisory_xact_lock(4242);
+			END IF;
+			-- counts the tasks started; a sequence, so other sessions see it at once
+			PERFORM nextval('public.crash_progress');
 		END IF;
 		RETURN NEW;
 	END $$;
@@ -79,7 +84,9 @@ my $pid = PipelineNode::wait_for_value($node, $db, q{
 	SELECT l.pid FROM pg_locks l JOIN pg_stat_activity a USING (pid)
 	 WHERE l.locktype = 'advisory' AND l.objid = 4242 AND NOT l.granted
 	   AND a.query LIKE '%update_job_task_status%'}, 30);
-ok($pid, "the report's backend (pid $pid) waits in the middle of starting the wide stage");
+my $started = $node->safe_psql($db, 'SELECT last_value FROM public.crash_progress');
+ok($pid && $started > 0 && $started < $WIDE,
+	"the report's backend (pid $pid) waits with $started of the $WIDE tasks already started");
 
 # SIGKILL it; the postmaster restarts everything
 my $t0 = time();
