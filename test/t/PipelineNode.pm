@@ -23,6 +23,33 @@ use Time::HiRes qw(usleep time);
 
 our $PIPELINECTL = $ENV{PIPELINECTL} || 'pipelinectl';
 
+# Processes started by spawn_ctl and start_receiver: whatever is still running when the test
+# ends (a test that dies half-way included) is stopped at END, so that no runner, hookd or
+# receiver outlives its test and keeps working on the next run's files.
+my @spawned;
+my $parent_pid = $$;
+
+END
+{
+	local $?;    # the test's exit status: waitpid below would overwrite it
+	if ($$ == $parent_pid)
+	{
+		my @live = grep { waitpid($_, WNOHANG) == 0 } @spawned;
+		# twice: a runner's second signal stops its commands instead of waiting for them
+		kill 'TERM', @live;
+		usleep(200_000);
+		kill 'TERM', @live;
+		my $deadline = time() + 10;
+		while (@live && time() < $deadline)
+		{
+			@live = grep { waitpid($_, WNOHANG) == 0 } @live;
+			usleep(50_000) if @live;
+		}
+		kill 'KILL', @live;
+		waitpid($_, 0) for @live;
+	}
+}
+
 # A started node with the settings the engine's tests expect.  %opts: allows_streaming => 1
 # for a primary with standbys; extra_conf => "..." appended to postgresql.conf.
 sub new_node
@@ -39,7 +66,7 @@ sub new_node
 }
 
 # Start "pipelinectl ARGS..." in the background with -d CONNINFO, its stdout and stderr
-# appended to LOGFILE.  Returns the pid.
+# appended to LOGFILE.  Returns the pid.  Stopped at the end of the test if still running.
 sub spawn_ctl
 {
 	my ($conninfo, $logfile, @args) = @_;
@@ -50,8 +77,11 @@ sub spawn_ctl
 		open(STDIN, '<', '/dev/null');
 		open(STDOUT, '>>', $logfile) or die "$logfile: $!";
 		open(STDERR, '>&', \*STDOUT);
-		exec($PIPELINECTL, '-d', $conninfo, @args) or die "exec $PIPELINECTL: $!";
+		{ exec($PIPELINECTL, '-d', $conninfo, @args) };
+		print STDERR "exec $PIPELINECTL: $!\n";
+		POSIX::_exit(127);
 	}
+	push @spawned, $pid;
 	return $pid;
 }
 
@@ -118,10 +148,14 @@ sub start_receiver
 		open(STDIN, '<', '/dev/null');
 		open(STDOUT, '>>', "$logfile.out") or die "$logfile.out: $!";
 		open(STDERR, '>&', \*STDOUT);
-		exec('python3', "$root/test/cli/receiver.py", '--log', $logfile, '--port-file', $portfile,
-			'--max-seconds', $max_seconds // 600, '--quiet')
-		  or die "exec python3: $!";
+		{
+			exec('python3', "$root/test/cli/receiver.py", '--log', $logfile, '--port-file', $portfile,
+				'--max-seconds', $max_seconds // 600, '--quiet')
+		};
+		print STDERR "exec python3: $!\n";
+		POSIX::_exit(127);
 	}
+	push @spawned, $pid;
 	my $deadline = time() + 20;
 	while (!-s $portfile)
 	{
