@@ -1,14 +1,15 @@
 # InFlight.pm: a pipeline workload kept in flight across a failure, and the checks that
 # nothing was lost (shared by 010_failover and 012_crash_restart).
 #
-#   my $w = InFlight::define($node, $recv, "$tmp/done.txt", runs => 5);
+#   my $w = InFlight::define($node, $recv, "$tmp/done.txt", runs => 5);   # sleep => S: each command's
 #   $node->safe_psql('postgres', InFlight::run_sql($w));          # start the runs
 #   InFlight::wait_done($w, 0.3);                                 # 30 % of the commands ended
 #   ... the failure ...
 #   InFlight::reap_until_finished($node, $w, 8, 150);             # what pg_cron's reap() does
 #   my %fig = InFlight::check($node, $w, $runner_log);            # the TAP assertions
 #
-# The workload: job "inf-work" (retries 2) runs `sleep 0.3; echo "$JOB_TASK_ID" >> DONE`, so
+# The workload: job "inf-work" (retries 2) runs `sleep 0.3; echo "$JOB_TASK_ID" >> DONE` (the
+# sleep is define's option sleep => S), so
 # the file DONE, outside the database, counts the executions of each job task.  Pipeline "inf":
 # stages build (serial, 2 tasks), test (parallel, 8, each with a webhook on success), pack
 # (serial, 2), deploy (parallel, 4), and a pipeline-level webhook on every change: 16 job tasks
@@ -43,7 +44,8 @@ our $DELIVERIES_PER_RUN = 2 + 8;    # the run's hook on 2 changes, 8 test tasks'
 sub define
 {
 	my ($node, $recv, $done, %o) = @_;
-	my $cmd = qq{sleep 0.3; echo "\$JOB_TASK_ID" >> '$done'};
+	my $sleep = $o{sleep} // 0.3;
+	my $cmd = qq{sleep $sleep; echo "\$JOB_TASK_ID" >> '$done'};
 	my @sj;
 	for my $s (@STAGES)
 	{
