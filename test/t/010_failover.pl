@@ -24,6 +24,8 @@
 # 'creating' with nobody running it; pipeline.reap() (pg_cron's job in production; called here
 # every second with a short pipeline.heartbeat_timeout) fails it after the timeout and the job's
 # retries put it back in the queue.  A delivery claimed just before the stop waits for its lease.
+# Here those cases come only by chance (the answers must be lost in a window of milliseconds);
+# 014_lost_answers makes each of them happen every time.
 #
 # The workload and the checks are InFlight.pm's (shared with 012_crash_restart).
 #
