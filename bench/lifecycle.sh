@@ -1,6 +1,6 @@
 # bench/lifecycle.sh: the lifecycle sections of bench/run (sourced by it; uses its helpers:
 # q, pgb, fresh_db, settle, figure, failed, calc, fmt, holds, log; and GW_RATE / GW_WAL /
-# wal_breakdown from bench/peers.sh).
+# wal_breakdown, waits_start/stop from bench/diag.sh).
 #
 #   lifecycle_*_tasks_per_s   bench/lifecycle.sql (claim 1 -> active -> succeeded, three
 #                             autocommit transactions) with 8 pgbench clients, ratio to
@@ -34,11 +34,14 @@ lifecycle_measure() {
 	settle
 	done0=$(q "SELECT count(*) FROM pipeline.job_task WHERE stage = 'succeeded'")
 	l0=$(q "SELECT pg_current_wal_lsn()")
+	waits_start "$name-$mode" "$DB"
 	if ! PGOPTIONS="-c pipeline.notify=$mode" pgb "$name" -c "$CLIENTS" -j "$THREADS" -T "$secs" \
 		-f "$BENCH_DIR/lifecycle.sql"; then
+		waits_stop
 		failed "$name" "pgbench of bench/lifecycle.sql failed"
 		return 1
 	fi
+	waits_stop
 	l1=$(q "SELECT pg_current_wal_lsn()")
 	done1=$(q "SELECT count(*) FROM pipeline.job_task WHERE stage = 'succeeded'")
 	left=$(q "SELECT count(*) FROM pipeline.job_task WHERE stage = 'scheduling'")

@@ -11,46 +11,34 @@
 #   peer_graphile_worker_wal_bytes_per_job, peer_pg_boss_...   ratio to graphile-worker's
 # GW_RATE / GW_WAL / BEST_PEER are kept for the lifecycle section's comparisons.
 #
-# wal_breakdown LABEL LSN0 LSN1 PER: when bench/run started the cluster itself (PL_PGDATA
-# known), `pg_waldump --stats=record` over that WAL range goes to $WORK/waldump-LABEL.txt and
-# the five biggest record types (bytes per job/task, PER of them) to stderr.  Best effort:
-# segments recycled by a checkpoint make it say so and go on.
+# While a peer runs, its backends' wait events are sampled (bench/diag.sh); its WAL range is
+# broken down with pg_waldump --stats.
 #
 # No locking of its own.
 
 GW_RATE= GW_WAL= BEST_PEER=
 
-wal_breakdown() {
-	local label=$1 l0=$2 l1=$3 per=$4 out=$WORK/waldump-$1.txt
-	[[ -n ${PL_PGDATA:-} && -d ${PL_PGDATA:-}/pg_wal && -x $PGBIN/pg_waldump ]] || return 0
-	if ! "$PGBIN/pg_waldump" -p "$PL_PGDATA/pg_wal" -s "$l0" -e "$l1" --stats=record >"$out" 2>&1; then
-		log "waldump $label: not available ($(head -c 200 "$out"))"
-		return 0
-	fi
-	log "waldump $label: biggest record types, bytes per job/task (record + full-page images; all in $out):"
-	awk -v per="$per" '{ line = $0; gsub(/\([^)]*\)/, "", line); n = split(line, f, " ")
-		if (n >= 5 && f[1] ~ /\// && f[5] > 0) printf "%d %s %.2f\n", f[5], f[1], f[2] / per }' "$out" |
-		sort -rn | head -n 5 |
-		awk -v per="$per" '{ printf "--   %-32s %7.0f B  (%s records)\n", $2, $1 / per, $3 }' >&2
-}
-
 # peer_one NAME JOBS: run one peer; sets PEER_RATE, PEER_WAL (bytes per job)
 peer_one() {
 	local name=$1 jobs=$2 db=pl_peer_${1//-/_} out
 	PEER_RATE= PEER_WAL=
-	"$PSQL" -X -q -v ON_ERROR_STOP=1 -d "$ADMIN_DB" -c "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" \
+	"$PSQL" -X -q -v ON_ERROR_STOP=1 -d "$ADMIN_DB" -c "SET client_min_messages = warning" \
+		-c "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" \
 		-c "CREATE DATABASE \"$db\"" >/dev/null || return 1
 	log "peer $name: $jobs no-op jobs"
+	waits_start "$name" "$db"
 	if ! out=$(PGDATABASE=$db timeout -k 5 600 node "$BENCH_DIR/peers/peer.js" "$name" "$jobs" 2>"$WORK/peer-$name.err"); then
+		waits_stop
 		tail -n 15 "$WORK/peer-$name.err" >&2
 		"$PSQL" -X -q -d "$ADMIN_DB" -c "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null 2>&1
 		return 1
 	fi
+	waits_stop
 	log "peer $name: $out"
 	"$PSQL" -X -q -d "$ADMIN_DB" -c "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null 2>&1
 	local secs wal iwal l0 l1
 	secs=$(sed -n 's/.*secs=\([0-9.]*\).*/\1/p' <<<"$out")
-	wal=$(sed -n 's/.*wal_bytes=\([0-9]*\).*/\1/p' <<<"$out")
+	wal=$(sed -n 's/.* wal_bytes=\([0-9]*\).*/\1/p' <<<"$out")
 	iwal=$(sed -n 's/.*insert_wal_bytes=\([0-9]*\).*/\1/p' <<<"$out")
 	l0=$(sed -n 's/.*lsn0=\([0-9A-F/]*\).*/\1/p' <<<"$out")
 	l1=$(sed -n 's/.*lsn1=\([0-9A-F/]*\).*/\1/p' <<<"$out")
