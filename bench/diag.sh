@@ -2,20 +2,36 @@
 # limits a figure.  Sourced by bench/run; uses its helpers (log, PSQL, PGBIN, WORK, BG_PIDS).
 # Nothing here changes a figure.
 #
-#   wal_breakdown LABEL LSN0 LSN1 PER   when bench/run started the cluster itself (PL_PGDATA
-#       known), `pg_waldump --stats=record` over that WAL range goes to $WORK/waldump-LABEL.txt
+#   wal_keep   before a measured WAL range: a physical replication slot (pl_bench_wal,
+#       reserving WAL at once) keeps its segments from being recycled by a checkpoint
+#       until wal_breakdown has read them; only where PL_PGDATA is known (a cluster of
+#       scripts/lib.sh), and dropped again by wal_breakdown and by bench/run's cleanup.
+#   wal_breakdown LABEL LSN0 LSN1 PER   when bench/run knows the cluster's directory (PL_PGDATA),
+#       `pg_waldump --stats=record` over that WAL range goes to $WORK/waldump-LABEL.txt
 #       and the five biggest record types (bytes and records per job/task, PER of them) to
-#       stderr.  Best effort: segments recycled by a checkpoint make it say so and go on.
+#       stderr.  Best effort: missing segments make it say so and go on.
 #   waits_start LABEL DB / waits_stop   sample the wait events of DB's active client backends
 #       every 0.1 s into $WORK/waits-LABEL.txt ("CPU" when a backend waits on nothing), then
 #       log the five most frequent with their share of the samples.
 #
 # No locking: read-only views and files.
 
+wal_diag_possible() { [[ -n ${PL_PGDATA:-} && -d ${PL_PGDATA:-}/pg_wal && -x $PGBIN/pg_waldump ]]; }
+wal_keep() {
+	wal_diag_possible || return 0
+	wal_unkeep
+	"$PSQL" -X -q -d "$ADMIN_DB" -c "SELECT pg_create_physical_replication_slot('pl_bench_wal', true)" >/dev/null 2>&1 || true
+}
+wal_unkeep() {
+	"$PSQL" -X -q -d "$ADMIN_DB" -c "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots
+	    WHERE slot_name = 'pl_bench_wal'" >/dev/null 2>&1 || true
+}
 wal_breakdown() {
-	local label=$1 l0=$2 l1=$3 per=$4 out=$WORK/waldump-$1.txt
-	[[ -n ${PL_PGDATA:-} && -d ${PL_PGDATA:-}/pg_wal && -x $PGBIN/pg_waldump ]] || return 0
-	if ! "$PGBIN/pg_waldump" -p "$PL_PGDATA/pg_wal" -s "$l0" -e "$l1" --stats=record >"$out" 2>&1; then
+	local label=$1 l0=$2 l1=$3 per=$4 out=$WORK/waldump-$1.txt rc=0
+	wal_diag_possible || return 0
+	"$PGBIN/pg_waldump" -p "$PL_PGDATA/pg_wal" -s "$l0" -e "$l1" --stats=record >"$out" 2>&1 || rc=1
+	wal_unkeep
+	if ((rc)); then
 		log "waldump $label: not available ($(head -c 200 "$out"))"
 		return 0
 	fi

@@ -20,7 +20,8 @@
 # ---- lifecycle: claim -> active -> succeeded (+ advance), 8 clients
 # lifecycle_measure NAME PIPELINE TASKS_PER_RUN MIN_RUNS [MODE [SECONDS]]: sets LC_RATE
 # (tasks/s) and LC_WAL (WAL bytes per task: pg_current_wal_lsn() around the pgbench run over
-# the tasks it finished), or reports NAME failed and returns 1
+# the tasks it finished), LC_L0/LC_L1/LC_DONE for wal_breakdown (LC_WALDUMP=1: keep the WAL
+# for it), or reports NAME failed and returns 1.  Wait events are sampled meanwhile.
 lifecycle_measure() {
 	local name=$1 pipe=$2 per_run=$3 min_runs=$4 mode=${5:-coalesced} secs=${6:-$T} need runs done0 done1 left l0 l1
 	LC_RATE= LC_WAL= LC_L0= LC_L1=
@@ -33,6 +34,7 @@ lifecycle_measure() {
 		{ failed "$name" "creating runs failed"; return 1; }
 	settle
 	done0=$(q "SELECT count(*) FROM pipeline.job_task WHERE stage = 'succeeded'")
+	((${LC_WALDUMP:-0})) && wal_keep   # for the caller's wal_breakdown
 	l0=$(q "SELECT pg_current_wal_lsn()")
 	waits_start "$name-$mode" "$DB"
 	if ! PGOPTIONS="-c pipeline.notify=$mode" pgb "$name" -c "$CLIENTS" -j "$THREADS" -T "$secs" \
@@ -82,7 +84,7 @@ section_lifecycle() {
 	need_baseline || { failed lifecycle_tasks_per_s "no baseline"; return; }
 	if want lifecycle_parallel lifecycle; then
 		if fresh_db && q "SELECT bench_define('par100', ARRAY[100], true)" >/dev/null &&
-			lifecycle_one lifecycle_parallel_tasks_per_s par100 100 $((CLIENTS * 2)); then
+			LC_WALDUMP=1 lifecycle_one lifecycle_parallel_tasks_per_s par100 100 $((CLIENTS * 2)); then
 			# a task's whole life through the SQL API (claim, active, succeeded + advance)
 			if [[ -n $GW_WAL ]]; then
 				figure wal_bytes_per_task "$(fmt "$LC_WAL" 0)" B "$(fmt "$(calc "$LC_WAL / $GW_WAL")" 2)" \

@@ -26,6 +26,7 @@ peer_one() {
 		-c "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" \
 		-c "CREATE DATABASE \"$db\"" >/dev/null || return 1
 	log "peer $name: $jobs no-op jobs"
+	wal_keep
 	waits_start "$name" "$db"
 	if ! out=$(PGDATABASE=$db timeout -k 5 600 node "$BENCH_DIR/peers/peer.js" "$name" "$jobs" 2>"$WORK/peer-$name.err"); then
 		waits_stop
