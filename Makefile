@@ -40,8 +40,8 @@ PG_CPPFLAGS = -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializer
 SHLIB_LINK =
 
 # ---- pipelinectl: the command-line program (runner, hookd, watch, logs, graph)
-CTL_SRCS = $(sort $(wildcard src/pipelinectl/*.c))
-CTL_HDRS = $(wildcard src/pipelinectl/*.h)
+CTL_SRCS = $(sort $(wildcard src/pipelinectl/*.c src/pipelinectl/lib/*.c))
+CTL_HDRS = $(wildcard src/pipelinectl/*.h src/pipelinectl/lib/*.h)
 EXTRA_CLEAN = pipelinectl
 
 PG_CONFIG ?= pg_config
@@ -50,7 +50,7 @@ include $(PGXS)
 
 CTL_CFLAGS = -std=gnu11 -O2 -g -Wall -Wextra -Wno-unused-parameter -Werror \
 	-I$(shell $(PG_CONFIG) --includedir) $(CTL_EXTRA_CFLAGS)
-CTL_LIBS = -L$(shell $(PG_CONFIG) --libdir) -lpq -lcurl -lcrypto $(CTL_EXTRA_LIBS)
+CTL_LIBS = -L$(shell $(PG_CONFIG) --libdir) -lpq -lcurl -lcrypto -ljansson -lyaml $(CTL_EXTRA_LIBS)
 
 ifneq ($(CTL_SRCS),)
 all: pipelinectl

@@ -151,6 +151,8 @@ char *read_file_capped(const char *path, size_t max, size_t *len_out, bool *trun
 void fmt_clock(char *buf, size_t n, double wall);	/* HH:MM:SS local time */
 void fmt_duration(char *buf, size_t n, double secs);	/* 5s, 1m05s, 2h03m */
 
+/* json.c (files that use jansson define PCTL_USE_JANSSON and do not see these names) */
+#ifndef PCTL_USE_JANSSON
 /* ------------------------------------------------------------------ json.c */
 
 typedef enum { JSON_NULL, JSON_BOOL, JSON_NUMBER, JSON_STRING, JSON_ARRAY, JSON_OBJECT } json_type;
@@ -212,6 +214,8 @@ void json_write_string(strbuf *sb, const char *s, size_t len);	/* quotes + escap
 void json_write_cstr(strbuf *sb, const char *s);	/* NULL -> null */
 void json_write(strbuf *sb, const json_value *v);	/* re-serialize */
 
+#endif							/* PCTL_USE_JANSSON */
+
 /* -------------------------------------------------------------------- db.c */
 
 typedef struct db_error
@@ -271,6 +275,8 @@ int cmd_hookd(int argc, char **argv, const char *conninfo);
 int cmd_watch(int argc, char **argv, const char *conninfo);
 int cmd_logs(int argc, char **argv, const char *conninfo);
 int cmd_graph(int argc, char **argv, const char *conninfo);
+int cmd_apply(int argc, char **argv, const char *conninfo);
+int cmd_lint(int argc, char **argv, const char *conninfo);
 int cmd_selftest(int argc, char **argv);
 int cmd_sign(int argc, char **argv);
 

@@ -34,6 +34,8 @@ run_sign(int argc, char **argv, const char *conninfo)
 }
 
 static const command commands[] = {
+	{"apply", cmd_apply, "define the jobs and pipelines of YAML files (one transaction)"},
+	{"lint", cmd_lint, "check YAML definitions without storing them"},
 	{"runner", cmd_runner, "claim job tasks and run their shell commands"},
 	{"hookd", cmd_hookd, "send webhooks and IM robot messages"},
 	{"watch", cmd_watch, "follow a run live until it ends"},
@@ -56,6 +58,8 @@ usage(FILE *f)
 		fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
 	fprintf(f,
 			"\n"
+			"  apply  -f FILE|DIR|- [-f ...]\n"
+			"  lint   [-f] FILE|DIR|- [...] [--offline]\n"
 			"  runner [--name N] [--labels k=v,...] [--concurrency N] [--exit-when-idle]\n"
 			"  hookd  [--name N] [--concurrency N] [--exit-when-idle]\n"
 			"  watch  PIPELINE_TASK_ID\n"
