@@ -277,6 +277,16 @@ int cmd_logs(int argc, char **argv, const char *conninfo);
 int cmd_graph(int argc, char **argv, const char *conninfo);
 int cmd_apply(int argc, char **argv, const char *conninfo);
 int cmd_lint(int argc, char **argv, const char *conninfo);
+int cmd_run(int argc, char **argv, const char *conninfo);
+int cmd_ls(int argc, char **argv, const char *conninfo);
+int cmd_status(int argc, char **argv, const char *conninfo);
+int cmd_cancel(int argc, char **argv, const char *conninfo);
+int cmd_retry(int argc, char **argv, const char *conninfo);
+int cmd_approve(int argc, char **argv, const char *conninfo);
+int cmd_deny(int argc, char **argv, const char *conninfo);
+int cmd_play(int argc, char **argv, const char *conninfo);
+/* logs --run RUN, or logs JOB_TASK --json (cmd_runlogs.c) */
+int logs_run(const char *run, const char *task, bool json, const char *conninfo);
 int cmd_selftest(int argc, char **argv);
 int cmd_sign(int argc, char **argv);
 

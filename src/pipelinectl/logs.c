@@ -27,9 +27,13 @@ logs_usage(FILE *f)
 {
 	fprintf(f,
 			"Usage: pipelinectl logs JOB_TASK_ID [OPTION]...\n"
-			"Print the output of a job task.\n"
+			"       pipelinectl logs --run RUN [--json]\n"
+			"Print the output of a job task, or of every task of a run (a header per task,\n"
+			"a marker before each attempt of a task that ran more than once).\n"
 			"\n"
 			"  -f, --follow              keep printing new output until the task is complete\n"
+			"  -r, --run RUN             every task of the run RUN\n"
+			"      --json                one JSON document (not with --follow)\n"
 			"  -d, --dbname CONNINFO     database connection string (default: PG* environment)\n"
 			"  -h, --help                show this help\n");
 }
@@ -89,6 +93,8 @@ cmd_logs(int argc, char **argv, const char *conninfo)
 {
 	static const struct option opts[] = {
 		{"follow", no_argument, NULL, 'f'},
+		{"run", required_argument, NULL, 'r'},
+		{"json", no_argument, NULL, 'j'},
 		{"dbname", required_argument, NULL, 'd'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0}
@@ -99,16 +105,24 @@ cmd_logs(int argc, char **argv, const char *conninfo)
 	db_conn db;
 	db_error err;
 	char *stage = NULL;
+	const char *run = NULL;
+	bool json = false;
 	int c, rc = 0;
 
 	optind = 1;
 	opterr = 1;
-	while ((c = getopt_long(argc, argv, "fd:h", opts, NULL)) != -1)
+	while ((c = getopt_long(argc, argv, "fr:d:h", opts, NULL)) != -1)
 	{
 		switch (c)
 		{
 			case 'f':
 				follow = true;
+				break;
+			case 'r':
+				run = optarg;
+				break;
+			case 'j':
+				json = true;
 				break;
 			case 'd':
 				conninfo = optarg;
@@ -121,6 +135,23 @@ cmd_logs(int argc, char **argv, const char *conninfo)
 				return EXIT_USAGE;
 		}
 	}
+	if (run)
+	{
+		if (!parse_positive_id(run, &id) || optind < argc || follow)
+		{
+			fprintf(stderr, "pipelinectl logs: --run takes one RUN id (a positive integer), "
+					"without a JOB_TASK_ID or --follow\n");
+			return EXIT_USAGE;
+		}
+		return logs_run(run, NULL, json, conninfo);
+	}
+	if (json && (follow || optind != argc - 1 || !parse_positive_id(argv[optind], &id)))
+	{
+		fprintf(stderr, "pipelinectl logs: --json takes one JOB_TASK_ID (or --run RUN), without --follow\n");
+		return EXIT_USAGE;
+	}
+	if (json)
+		return logs_run(NULL, argv[optind], true, conninfo);
 	if (optind != argc - 1 || !parse_positive_id(argv[optind], &id))
 	{
 		if (optind >= argc)

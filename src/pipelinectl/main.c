@@ -36,6 +36,14 @@ run_sign(int argc, char **argv, const char *conninfo)
 static const command commands[] = {
 	{"apply", cmd_apply, "define the jobs and pipelines of YAML files (one transaction)"},
 	{"lint", cmd_lint, "check YAML definitions without storing them"},
+	{"run", cmd_run, "start a run of a pipeline (and --watch it)"},
+	{"ls", cmd_ls, "list runs"},
+	{"status", cmd_status, "show a run and its job tasks"},
+	{"cancel", cmd_cancel, "cancel a run"},
+	{"retry", cmd_retry, "re-open a failed or canceled job task"},
+	{"approve", cmd_approve, "pass the audit or confirm gate a job task waits at"},
+	{"deny", cmd_deny, "deny the audit or confirm gate a job task waits at"},
+	{"play", cmd_play, "start a manual job task"},
 	{"runner", cmd_runner, "claim job tasks and run their shell commands"},
 	{"hookd", cmd_hookd, "send webhooks and IM robot messages"},
 	{"watch", cmd_watch, "follow a run live until it ends"},
@@ -60,10 +68,15 @@ usage(FILE *f)
 			"\n"
 			"  apply  -f FILE|DIR|- [-f ...]\n"
 			"  lint   [-f] FILE|DIR|- [...] [--offline]\n"
+			"  run    PIPELINE [-p NAME=VALUE]... [--label K=V]... [--dry-run] [--queue] [--watch]\n"
+			"  ls     [--pipeline P] [--stage S] [--limit N] [--json]\n"
+			"  status RUN [--json]\n"
+			"  cancel RUN [--reason R]      retry JOB_TASK      play JOB_TASK\n"
+			"  approve JOB_TASK [--comment C]      deny JOB_TASK --comment C\n"
 			"  runner [--name N] [--labels k=v,...] [--concurrency N] [--exit-when-idle]\n"
 			"  hookd  [--name N] [--concurrency N] [--exit-when-idle]\n"
 			"  watch  PIPELINE_TASK_ID\n"
-			"  logs   JOB_TASK_ID [--follow]\n"
+			"  logs   JOB_TASK_ID [--follow | --json]      logs --run RUN [--json]\n"
 			"  graph  PIPELINE_TASK_ID [--format mermaid|dot]\n"
 			"\n"
 			"Options:\n"

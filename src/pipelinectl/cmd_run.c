@@ -1,0 +1,186 @@
+/*
+ * cmd_run.c: "pipelinectl run": start a run of a pipeline.
+ *
+ *   pipelinectl run PIPELINE [-p NAME=VALUE]... [--label K=V]... [--dry-run]
+ *                   [--queue] [--watch]
+ *
+ * Calls pipeline.run_pipeline(pipeline, params, dry_run, labels => ...,
+ * on_busy => 'queue' with --queue) and prints the new run's id on stdout.
+ * Param and label values are strings.  With --watch it then follows the run
+ * as "pipelinectl watch" does and exits as watch does.
+ *
+ * Exit status: 0 started (with --watch: the run succeeded); 1 the engine
+ * refused the run (unknown pipeline, a required param without a value, a busy
+ * sequence without --queue) or, with --watch, the run did not succeed;
+ * 2 usage, connection, privilege or set-up error.
+ *
+ * Locks: those of run_pipeline (the sequence label's advisory lock).
+ */
+#define _GNU_SOURCE
+#define PCTL_USE_JANSSON
+#include "common.h"
+#include "lib/ctl.h"
+
+#include <getopt.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void
+run_usage(FILE *f)
+{
+	fprintf(f,
+			"Usage: pipelinectl run PIPELINE [OPTION]...\n"
+			"Start a run of PIPELINE and print its id.\n"
+			"\n"
+			"  -p, --param NAME=VALUE    a run param (repeatable; \"stage.task.NAME\" scopes it to a task)\n"
+			"  -l, --label KEY=VALUE     a run label (repeatable; sequence_label values go here)\n"
+			"      --dry-run             create the run, but runners report its tasks without running them\n"
+			"      --queue               if the pipeline's sequence is busy, wait (pending) instead of failing\n"
+			"  -w, --watch               follow the run until it ends (exit as \"watch\" does)\n"
+			"  -d, --dbname CONNINFO     database connection string (default: PG* environment)\n"
+			"  -h, --help                show this help\n"
+			"\n"
+			"Exit status: 0 started (--watch: succeeded); 1 refused by the engine (--watch: the run\n"
+			"did not succeed); 2 usage, connection, privilege or set-up error.\n");
+}
+
+/* "NAME=VALUE" into obj; false (message printed) when malformed */
+static bool
+add_pair(json_t *obj, const char *arg, const char *opt)
+{
+	const char *eq = strchr(arg, '=');
+	char	   *name;
+
+	if (!eq || eq == arg)
+	{
+		fprintf(stderr, "pipelinectl run: %s needs NAME=VALUE, not \"%s\"\n", opt, arg);
+		return false;
+	}
+	name = xstrndup(arg, (size_t) (eq - arg));
+	json_object_set_new(obj, name, json_string(eq + 1));
+	free(name);
+	return true;
+}
+
+int
+cmd_run(int argc, char **argv, const char *conninfo)
+{
+	static const struct option longopts[] = {
+		{"param", required_argument, NULL, 'p'},
+		{"label", required_argument, NULL, 'l'},
+		{"dry-run", no_argument, NULL, 'n'},
+		{"queue", no_argument, NULL, 'q'},
+		{"watch", no_argument, NULL, 'w'},
+		{"dbname", required_argument, NULL, 'd'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0}
+	};
+	json_t	   *params = json_object();
+	json_t	   *labels = json_object();
+	bool		dry_run = false,
+				queue = false,
+				watch = false,
+				ok = true;
+	int			c,
+				rc = 0;
+	char	   *ptext,
+			   *ltext,
+			   *id = NULL;
+	const char *qp[5];
+	db_conn		db;
+	db_error	err;
+	PGresult   *res;
+
+	optind = 1;
+	opterr = 0;
+	while (ok && (c = getopt_long(argc, argv, ":p:l:wd:h", longopts, NULL)) != -1)
+	{
+		switch (c)
+		{
+			case 'p':
+				ok = add_pair(params, optarg, "-p");
+				break;
+			case 'l':
+				ok = add_pair(labels, optarg, "--label");
+				break;
+			case 'n':
+				dry_run = true;
+				break;
+			case 'q':
+				queue = true;
+				break;
+			case 'w':
+				watch = true;
+				break;
+			case 'd':
+				conninfo = optarg;
+				break;
+			case 'h':
+				run_usage(stdout);
+				json_decref(params);
+				json_decref(labels);
+				return 0;
+			case ':':
+				fprintf(stderr, "pipelinectl run: %s needs a value\n", argv[optind - 1]);
+				ok = false;
+				break;
+			default:
+				fprintf(stderr, "pipelinectl run: unknown option \"%s\"\n", argv[optind - 1]);
+				ok = false;
+				break;
+		}
+	}
+	if (ok && optind != argc - 1)
+	{
+		fprintf(stderr, "pipelinectl run: give exactly one PIPELINE name (see --help)\n");
+		ok = false;
+	}
+	if (!ok)
+	{
+		json_decref(params);
+		json_decref(labels);
+		return EXIT_USAGE;
+	}
+
+	ctl_quiet_logs("run");
+	if (!ctl_connect(&db, conninfo))
+	{
+		json_decref(params);
+		json_decref(labels);
+		return EXIT_USAGE;
+	}
+	ptext = json_dumps(params, JSON_COMPACT);
+	ltext = json_dumps(labels, JSON_COMPACT);
+	qp[0] = argv[optind];
+	qp[1] = ptext;
+	qp[2] = dry_run ? "true" : "false";
+	qp[3] = ltext;
+	qp[4] = queue ? "queue" : "error";
+	res = db_query(&db,
+				   "SELECT pipeline.run_pipeline($1, $2::jsonb, dry_run => $3::boolean,"
+				   " labels => $4::jsonb, on_busy => $5)", 5, qp, &err);
+	free(ptext);
+	free(ltext);
+	json_decref(params);
+	json_decref(labels);
+	if (!res)
+		rc = ctl_report_error(&err, "run");
+	else
+	{
+		id = xstrdup(db_value(res, 0, 0));
+		PQclear(res);
+		printf("%s\n", id);
+		fflush(stdout);
+	}
+	db_close(&db);
+	if (rc == 0 && watch)
+	{
+		char	   *wargv[3] = {"watch", id, NULL};
+
+		rc = cmd_watch(2, wargv, conninfo);
+	}
+	free(id);
+	return rc;
+}
