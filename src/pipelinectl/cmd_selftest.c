@@ -143,6 +143,12 @@ test_utf8(void)
 	CHECK(strstr(sb_str(&sb), "/") == NULL && sb.len == 15, "overlong and surrogate: %zu", sb.len);
 	sb_free(&sb);
 
+	/* an empty repair into a fresh buffer is "" (issue 9.1: it was unterminated) */
+	sb_init(&sb);
+	utf8_repair(&sb, "", 0, true);
+	CHECK(sb.data != NULL && sb.len == 0 && sb.data[0] == '\0', "empty repair is terminated");
+	sb_free(&sb);
+
 	CHECK(utf8_cut("ab\xe4\xb8\xad", 5) == 5, "complete char kept");
 	CHECK(utf8_cut("ab\xe4\xb8\xad", 4) == 2, "cut before partial char");
 	CHECK(utf8_cut("ab\xe4", 3) == 2, "cut lead byte");

@@ -130,6 +130,8 @@ sb_reserve(strbuf *sb, size_t extra)
 		cap *= 2;
 	sb->data = xrealloc(sb->data, cap);
 	sb->cap = cap;
+	/* NUL-terminated as soon as allocated: a reserve with nothing appended is "" */
+	sb->data[sb->len] = '\0';
 }
 
 void
