@@ -27,8 +27,7 @@
  * locks on the names until the transaction ends.
  */
 #define _GNU_SOURCE
-#define PCTL_USE_JANSSON
-#include "common.h"
+#include "commands.h"
 #include "lib/ctl.h"
 #include "lib/ydoc.h"
 
@@ -490,6 +489,18 @@ define_kind(apply_state *st, db_conn *db, const char *kind, bool lint, strbuf *o
 	return true;
 }
 
+static void
+apply_help(FILE *f)
+{
+	apply_usage(f, false);
+}
+
+static void
+lint_help(FILE *f)
+{
+	apply_usage(f, true);
+}
+
 static int
 apply_main(int argc, char **argv, const char *conninfo, bool lint)
 {
@@ -500,62 +511,41 @@ apply_main(int argc, char **argv, const char *conninfo, bool lint)
 	int			rc = 0;
 	size_t		ndefs = 0;
 	strbuf		out;
+	opt_list	paths = {0};
+	opt_cmd		cmd = {lint ? "lint" : "apply", lint ? lint_help : apply_help, conninfo, 0};
+	const opt_spec apply_specs[] = {
+		{"filename", 'f', OPT_LIST, &paths, 0, 0, NULL},
+		{NULL, 0, 0, NULL, 0, 0, NULL}
+	};
+	const opt_spec lint_specs[] = {
+		{"filename", 'f', OPT_LIST, &paths, 0, 0, NULL},
+		{"offline", 0, OPT_FLAG, &offline, 0, 0, NULL},
+		{NULL, 0, 0, NULL, 0, 0, NULL}
+	};
 
-	ctl_quiet_logs(argv[0]);
-	for (int i = 1; i < argc; i++)
+	ctl_quiet_logs(cmd.name);
+	if ((rc = opts_parse(&cmd, argc, argv, lint ? lint_specs : apply_specs)) >= 0)
 	{
-		const char *a = argv[i];
-
-		if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0)
-		{
-			apply_usage(stdout, lint);
-			free_files(&st);
-			return 0;
-		}
-		else if (strcmp(a, "-f") == 0 || strcmp(a, "--filename") == 0)
-		{
-			if (++i >= argc)
-			{
-				fprintf(stderr, "pipelinectl %s: %s needs a value\n", argv[0], a);
-				free_files(&st);
-				return EXIT_USAGE;
-			}
-			if (!collect(&st, argv[i]))
-				rc = EXIT_USAGE;
-		}
-		else if (strncmp(a, "--filename=", 11) == 0)
-		{
-			if (!collect(&st, a + 11))
-				rc = EXIT_USAGE;
-		}
-		else if (lint && strcmp(a, "--offline") == 0)
-			offline = true;
-		else if (strcmp(a, "-d") == 0 || strcmp(a, "--dbname") == 0)
-		{
-			if (++i >= argc)
-			{
-				fprintf(stderr, "pipelinectl %s: %s needs a value\n", argv[0], a);
-				free_files(&st);
-				return EXIT_USAGE;
-			}
-			conninfo = argv[i];
-		}
-		else if (lint && (a[0] != '-' || strcmp(a, "-") == 0))
-		{
-			if (!collect(&st, a))
-				rc = EXIT_USAGE;
-		}
-		else
-		{
-			fprintf(stderr, "pipelinectl %s: unknown argument \"%s\"\n", argv[0], a);
-			apply_usage(stderr, lint);
-			free_files(&st);
-			return EXIT_USAGE;
-		}
+		opt_list_free(&paths);
+		return rc;
 	}
+	rc = 0;
+	conninfo = cmd.conninfo;
+	if (!lint && cmd.first_arg < argc)
+	{
+		opt_list_free(&paths);
+		return usage_error(&cmd, "unexpected argument \"%s\" (files are given with -f)", argv[cmd.first_arg]);
+	}
+	for (size_t i = 0; i < paths.count; i++)
+		if (!collect(&st, paths.items[i]))
+			rc = EXIT_USAGE;
+	for (int i = cmd.first_arg; i < argc; i++)
+		if (!collect(&st, argv[i]))
+			rc = EXIT_USAGE;
+	opt_list_free(&paths);
 	if (rc == 0 && st.nfiles == 0)
 	{
-		fprintf(stderr, "pipelinectl %s: no input: give -f FILE, -f DIR or -f - (stdin)\n", argv[0]);
+		fprintf(stderr, "pipelinectl %s: no input: give -f FILE, -f DIR or -f - (stdin)\n", cmd.name);
 		rc = EXIT_USAGE;
 	}
 	if (rc != 0 || !load_files(&st))
@@ -568,7 +558,7 @@ apply_main(int argc, char **argv, const char *conninfo, bool lint)
 			ndefs += st.files[i].kinds[k] != NULL;
 	if (st.refused > 0)
 	{
-		fprintf(stderr, "pipelinectl %s: %d document%s refused; nothing %s\n", argv[0], st.refused,
+		fprintf(stderr, "pipelinectl %s: %d document%s refused; nothing %s\n", cmd.name, st.refused,
 				st.refused == 1 ? "" : "s", lint ? "checked against the database" : "stored");
 		free_files(&st);
 		return 1;
@@ -582,7 +572,7 @@ apply_main(int argc, char **argv, const char *conninfo, bool lint)
 	}
 	if (ndefs == 0)
 	{
-		fprintf(stderr, "pipelinectl %s: the input holds no document\n", argv[0]);
+		fprintf(stderr, "pipelinectl %s: the input holds no document\n", cmd.name);
 		free_files(&st);
 		return 1;
 	}
@@ -598,17 +588,17 @@ apply_main(int argc, char **argv, const char *conninfo, bool lint)
 		!define_kind(&st, &db, "pipeline", lint, &out, &err) ||
 		!define_kind(&st, &db, "schedule", lint, &out, &err))
 	{
-		rc = ctl_report_error(&err, argv[0]);
+		rc = ctl_report_error(&err, cmd.name);
 		if (rc == 1)
 			rc = EXIT_USAGE;
 	}
 	else if (st.refused > 0 || lint)
 	{
 		if (!exec_simple(&db, "ROLLBACK", &err))
-			rc = ctl_report_error(&err, argv[0]);
+			rc = ctl_report_error(&err, cmd.name);
 		else if (st.refused > 0)
 		{
-			fprintf(stderr, "pipelinectl %s: %d document%s refused; nothing stored\n", argv[0],
+			fprintf(stderr, "pipelinectl %s: %d document%s refused; nothing stored\n", cmd.name,
 					st.refused, st.refused == 1 ? "" : "s");
 			rc = 1;
 		}
@@ -620,7 +610,7 @@ apply_main(int argc, char **argv, const char *conninfo, bool lint)
 	}
 	else if (!exec_simple(&db, "COMMIT", &err))
 	{
-		rc = ctl_report_error(&err, argv[0]);
+		rc = ctl_report_error(&err, cmd.name);
 		if (rc == 1)
 			rc = EXIT_USAGE;
 	}

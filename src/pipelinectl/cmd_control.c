@@ -20,10 +20,9 @@
  * Locks: those of the engine functions (the job task's or run's row).
  */
 #define _GNU_SOURCE
-#include "common.h"
+#include "commands.h"
 #include "lib/ctl.h"
 
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -182,75 +181,51 @@ act_run(db_conn *db, action a, const char *id, const char *text)
 	return rc;
 }
 
+/* opt_cmd's usage callback has no argument: the command being parsed */
+static const act_spec *current;
+
+static void
+act_help(FILE *f)
+{
+	act_usage(f, current);
+}
+
 static int
 act_main(action a, int argc, char **argv, const char *conninfo)
 {
 	const act_spec *s = &specs[a];
-	struct option longopts[4] = {
-		{"dbname", required_argument, NULL, 'd'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
-		{NULL, 0, NULL, 0}
-	};
-	char		shortopts[16] = ":d:h";
 	const char *text = NULL;
 	int64_t		id;
-	int			c,
-				rc;
+	int			rc;
 	db_conn		db;
+	opt_spec	opts[2] = {
+		{NULL, 0, 0, NULL, 0, 0, NULL},
+		{NULL, 0, 0, NULL, 0, 0, NULL}
+	};
+	opt_cmd		cmd = {s->name, act_help, conninfo, 0};
 
+	current = s;
 	if (s->text_opt)
 	{
-		longopts[2].name = s->text_opt;
-		longopts[2].has_arg = required_argument;
-		longopts[2].val = 't';
-		snprintf(shortopts, sizeof(shortopts), ":d:h%c:", s->text_opt[0]);
+		opts[0].name = s->text_opt;
+		opts[0].short_name = s->text_opt[0];
+		opts[0].kind = OPT_STRING;
+		opts[0].target = &text;
 	}
-	optind = 1;
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, shortopts, longopts, NULL)) != -1)
-	{
-		if (s->text_opt && c == s->text_opt[0])
-			c = 't';
-		switch (c)
-		{
-			case 't':
-				text = optarg;
-				break;
-			case 'd':
-				conninfo = optarg;
-				break;
-			case 'h':
-				act_usage(stdout, s);
-				return 0;
-			case ':':
-				fprintf(stderr, "pipelinectl %s: %s needs a value\n", s->name, argv[optind - 1]);
-				return EXIT_USAGE;
-			default:
-				fprintf(stderr, "pipelinectl %s: unknown option \"%s\"\n", s->name, argv[optind - 1]);
-				act_usage(stderr, s);
-				return EXIT_USAGE;
-		}
-	}
-	if (optind != argc - 1 || !parse_positive_id(argv[optind], &id))
-	{
-		fprintf(stderr, "pipelinectl %s: give one %s id (a positive integer; see --help)\n",
-				s->name, s->what);
-		return EXIT_USAGE;
-	}
+	if ((rc = opts_parse(&cmd, argc, argv, opts)) >= 0)
+		return rc;
+	if ((rc = opts_one_id(&cmd, argc, argv, s->what, strcmp(s->what, "RUN") == 0 ? "run" : "job task",
+						  &id)) >= 0)
+		return rc;
 	if (s->text_required && (!text || !*text))
-	{
-		fprintf(stderr, "pipelinectl %s: --%s TEXT is required (say why)\n", s->name, s->text_opt);
-		return EXIT_USAGE;
-	}
+		return usage_error(&cmd, "--%s TEXT is required (say why)", s->text_opt);
 	ctl_quiet_logs(s->name);
-	if (!ctl_connect(&db, conninfo))
+	if (!ctl_connect(&db, cmd.conninfo))
 		return EXIT_USAGE;
-	rc = act_run(&db, a, argv[optind], text);
+	rc = act_run(&db, a, argv[cmd.first_arg], text);
 	db_close(&db);
 	return rc;
 }
-
 int
 cmd_cancel(int argc, char **argv, const char *conninfo)
 {

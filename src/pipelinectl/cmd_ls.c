@@ -22,11 +22,9 @@
  * Locks: none (plain reads).
  */
 #define _GNU_SOURCE
-#include "common.h"
+#include "commands.h"
 #include "lib/ctl.h"
-#include "lib/table.h"
 
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -95,70 +93,32 @@ duration_cell(char *buf, size_t n, const char *secs)
 int
 cmd_ls(int argc, char **argv, const char *conninfo)
 {
-	static const struct option longopts[] = {
-		{"pipeline", required_argument, NULL, 'p'},
-		{"stage", required_argument, NULL, 's'},
-		{"limit", required_argument, NULL, 'n'},
-		{"json", no_argument, NULL, 'j'},
-		{"dbname", required_argument, NULL, 'd'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0}
-	};
 	const char *pipeline = NULL,
 			   *stage = NULL;
-	char		limit[16] = "20";
+	char		limit[16];
+	int			n = 20;
 	bool		json = false;
-	int			c,
-				n,
-				rc = 0;
+	int			rc;
 	db_conn		db;
 	db_error	err;
 	PGresult   *res;
 	const char *qp[3];
+	const opt_spec specs[] = {
+		{"pipeline", 'p', OPT_STRING, &pipeline, 0, 0, NULL},
+		{"stage", 's', OPT_STRING, &stage, 0, 0, NULL},
+		{"limit", 'n', OPT_INT, &n, 1, 10000, NULL},
+		{"json", 0, OPT_FLAG, &json, 0, 0, NULL},
+		{NULL, 0, 0, NULL, 0, 0, NULL}
+	};
+	opt_cmd		cmd = {"ls", ls_usage, conninfo, 0};
 
-	optind = 1;
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":p:s:n:d:h", longopts, NULL)) != -1)
-	{
-		switch (c)
-		{
-			case 'p':
-				pipeline = optarg;
-				break;
-			case 's':
-				stage = optarg;
-				break;
-			case 'n':
-				if (!parse_int_range(optarg, 1, 10000, &n))
-				{
-					fprintf(stderr, "pipelinectl ls: --limit must be an integer from 1 to 10000\n");
-					return EXIT_USAGE;
-				}
-				snprintf(limit, sizeof(limit), "%d", n);
-				break;
-			case 'j':
-				json = true;
-				break;
-			case 'd':
-				conninfo = optarg;
-				break;
-			case 'h':
-				ls_usage(stdout);
-				return 0;
-			case ':':
-				fprintf(stderr, "pipelinectl ls: %s needs a value\n", argv[optind - 1]);
-				return EXIT_USAGE;
-			default:
-				fprintf(stderr, "pipelinectl ls: unknown option \"%s\"\n", argv[optind - 1]);
-				ls_usage(stderr);
-				return EXIT_USAGE;
-		}
-	}
-	if (optind < argc)
-	{
-		fprintf(stderr, "pipelinectl ls: unexpected argument \"%s\"\n", argv[optind]);
-		return EXIT_USAGE;
-	}
+	if ((rc = opts_parse(&cmd, argc, argv, specs)) >= 0)
+		return rc;
+	rc = 0;
+	conninfo = cmd.conninfo;
+	if (cmd.first_arg < argc)
+		return usage_error(&cmd, "unexpected argument \"%s\"", argv[cmd.first_arg]);
+	snprintf(limit, sizeof(limit), "%d", n);
 	if (stage)
 	{
 		bool		known = false;
@@ -167,9 +127,8 @@ cmd_ls(int argc, char **argv, const char *conninfo)
 			known |= strcmp(stage, stages[i]) == 0;
 		if (!known)
 		{
-			fprintf(stderr, "pipelinectl ls: --stage must be one of pending, scheduling, creating, active, "
-					"canceling, canceled, failed, succeeded, skipped; not \"%s\"\n", stage);
-			return EXIT_USAGE;
+			return usage_error(&cmd, "--stage must be one of pending, scheduling, creating, active, "
+							   "canceling, canceled, failed, succeeded, skipped; not \"%s\"", stage);
 		}
 	}
 
@@ -363,51 +322,25 @@ status_text(db_conn *db, const char *id)
 int
 cmd_status(int argc, char **argv, const char *conninfo)
 {
-	static const struct option longopts[] = {
-		{"json", no_argument, NULL, 'j'},
-		{"dbname", required_argument, NULL, 'd'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0}
-	};
 	bool		json = false;
-	int			c,
-				rc;
+	int			rc;
 	int64_t		id;
 	db_conn		db;
+	const opt_spec specs[] = {
+		{"json", 0, OPT_FLAG, &json, 0, 0, NULL},
+		{NULL, 0, 0, NULL, 0, 0, NULL}
+	};
+	opt_cmd		cmd = {"status", status_usage, conninfo, 0};
 
-	optind = 1;
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":d:h", longopts, NULL)) != -1)
-	{
-		switch (c)
-		{
-			case 'j':
-				json = true;
-				break;
-			case 'd':
-				conninfo = optarg;
-				break;
-			case 'h':
-				status_usage(stdout);
-				return 0;
-			case ':':
-				fprintf(stderr, "pipelinectl status: %s needs a value\n", argv[optind - 1]);
-				return EXIT_USAGE;
-			default:
-				fprintf(stderr, "pipelinectl status: unknown option \"%s\"\n", argv[optind - 1]);
-				status_usage(stderr);
-				return EXIT_USAGE;
-		}
-	}
-	if (optind != argc - 1 || !parse_positive_id(argv[optind], &id))
-	{
-		fprintf(stderr, "pipelinectl status: give one RUN id (a positive integer; see --help)\n");
-		return EXIT_USAGE;
-	}
+	if ((rc = opts_parse(&cmd, argc, argv, specs)) >= 0)
+		return rc;
+	if ((rc = opts_one_id(&cmd, argc, argv, "RUN", "run", &id)) >= 0)
+		return rc;
+	conninfo = cmd.conninfo;
 	ctl_quiet_logs("status");
 	if (!ctl_connect(&db, conninfo))
 		return EXIT_USAGE;
-	rc = json ? status_json(&db, argv[optind]) : status_text(&db, argv[optind]);
+	rc = json ? status_json(&db, argv[cmd.first_arg]) : status_text(&db, argv[cmd.first_arg]);
 	db_close(&db);
 	return rc;
 }

@@ -17,11 +17,9 @@
  * Locks: those of run_pipeline (the sequence label's advisory lock).
  */
 #define _GNU_SOURCE
-#define PCTL_USE_JANSSON
-#include "common.h"
+#include "commands.h"
 #include "lib/ctl.h"
 
-#include <getopt.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -67,24 +65,24 @@ add_pair(json_t *obj, const char *arg, const char *opt)
 int
 cmd_run(int argc, char **argv, const char *conninfo)
 {
-	static const struct option longopts[] = {
-		{"param", required_argument, NULL, 'p'},
-		{"label", required_argument, NULL, 'l'},
-		{"dry-run", no_argument, NULL, 'n'},
-		{"queue", no_argument, NULL, 'q'},
-		{"watch", no_argument, NULL, 'w'},
-		{"dbname", required_argument, NULL, 'd'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0}
-	};
-	json_t	   *params = json_object();
-	json_t	   *labels = json_object();
+	opt_list	pairs = {0},
+				label_pairs = {0};
 	bool		dry_run = false,
 				queue = false,
 				watch = false,
 				ok = true;
-	int			c,
-				rc = 0;
+	const opt_spec specs[] = {
+		{"param", 'p', OPT_LIST, &pairs, 0, 0, NULL},
+		{"label", 'l', OPT_LIST, &label_pairs, 0, 0, NULL},
+		{"dry-run", 0, OPT_FLAG, &dry_run, 0, 0, NULL},
+		{"queue", 0, OPT_FLAG, &queue, 0, 0, NULL},
+		{"watch", 'w', OPT_FLAG, &watch, 0, 0, NULL},
+		{NULL, 0, 0, NULL, 0, 0, NULL}
+	};
+	opt_cmd		cmd = {"run", run_usage, conninfo, 0};
+	json_t	   *params,
+			   *labels;
+	int			rc;
 	char	   *ptext,
 			   *ltext,
 			   *id = NULL;
@@ -93,48 +91,27 @@ cmd_run(int argc, char **argv, const char *conninfo)
 	db_error	err;
 	PGresult   *res;
 
-	optind = 1;
-	opterr = 0;
-	while (ok && (c = getopt_long(argc, argv, ":p:l:wd:h", longopts, NULL)) != -1)
+	if ((rc = opts_parse(&cmd, argc, argv, specs)) >= 0)
 	{
-		switch (c)
-		{
-			case 'p':
-				ok = add_pair(params, optarg, "-p");
-				break;
-			case 'l':
-				ok = add_pair(labels, optarg, "--label");
-				break;
-			case 'n':
-				dry_run = true;
-				break;
-			case 'q':
-				queue = true;
-				break;
-			case 'w':
-				watch = true;
-				break;
-			case 'd':
-				conninfo = optarg;
-				break;
-			case 'h':
-				run_usage(stdout);
-				json_decref(params);
-				json_decref(labels);
-				return 0;
-			case ':':
-				fprintf(stderr, "pipelinectl run: %s needs a value\n", argv[optind - 1]);
-				ok = false;
-				break;
-			default:
-				fprintf(stderr, "pipelinectl run: unknown option \"%s\"\n", argv[optind - 1]);
-				ok = false;
-				break;
-		}
+		opt_list_free(&pairs);
+		opt_list_free(&label_pairs);
+		return rc;
 	}
-	if (ok && optind != argc - 1)
+	rc = 0;
+	params = json_object();
+	labels = json_object();
+	for (size_t i = 0; ok && i < pairs.count; i++)
+		ok = add_pair(params, pairs.items[i], "-p");
+	for (size_t i = 0; ok && i < label_pairs.count; i++)
+		ok = add_pair(labels, label_pairs.items[i], "--label");
+	opt_list_free(&pairs);
+	opt_list_free(&label_pairs);
+	if (ok && cmd.first_arg != argc - 1)
 	{
-		fprintf(stderr, "pipelinectl run: give exactly one PIPELINE name (see --help)\n");
+		if (cmd.first_arg >= argc)
+			usage_error(&cmd, "missing PIPELINE");
+		else
+			usage_error(&cmd, "unexpected argument \"%s\"", argv[cmd.first_arg + 1]);
 		ok = false;
 	}
 	if (!ok)
@@ -143,6 +120,7 @@ cmd_run(int argc, char **argv, const char *conninfo)
 		json_decref(labels);
 		return EXIT_USAGE;
 	}
+	conninfo = cmd.conninfo;
 
 	ctl_quiet_logs("run");
 	if (!ctl_connect(&db, conninfo))
@@ -153,7 +131,7 @@ cmd_run(int argc, char **argv, const char *conninfo)
 	}
 	ptext = json_dumps(params, JSON_COMPACT);
 	ltext = json_dumps(labels, JSON_COMPACT);
-	qp[0] = argv[optind];
+	qp[0] = argv[cmd.first_arg];
 	qp[1] = ptext;
 	qp[2] = dry_run ? "true" : "false";
 	qp[3] = ltext;

@@ -22,8 +22,7 @@
  * or set-up error.  Locks: none (reads).
  */
 #define _GNU_SOURCE
-#define PCTL_USE_JANSSON
-#include "common.h"
+#include "commands.h"
 #include "lib/ctl.h"
 
 #include <jansson.h>

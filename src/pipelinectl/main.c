@@ -3,11 +3,19 @@
  *
  *   pipelinectl [-d CONNINFO] COMMAND [ARGS...]
  *
+ * Dispatches to one file per command (cmd_NAME.c, declared in commands.h);
+ * the client library they share is lib/ (see lib/pctl.h), the runner's and
+ * hookd's insides are runner/ and hookd/.
+ *
  * Connection: -d CONNINFO (before or after the command), otherwise libpq's
  * defaults from the PG* environment, like psql.
+ * Exit codes (SPEC §12): 0 done, 1 what the command reports on did not
+ * succeed, 2 usage, connection, privilege or setup errors.
+ *
+ * Locking: none.
  */
 #define _GNU_SOURCE
-#include "common.h"
+#include "commands.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -18,20 +26,6 @@ typedef struct command
 	int (*fn) (int argc, char **argv, const char *conninfo);
 	const char *summary;
 } command;
-
-static int
-run_selftest(int argc, char **argv, const char *conninfo)
-{
-	(void) conninfo;
-	return cmd_selftest(argc, argv);
-}
-
-static int
-run_sign(int argc, char **argv, const char *conninfo)
-{
-	(void) conninfo;
-	return cmd_sign(argc, argv);
-}
 
 static const command commands[] = {
 	{"apply", cmd_apply, "define the jobs and pipelines of YAML files (one transaction)"},
@@ -49,8 +43,8 @@ static const command commands[] = {
 	{"watch", cmd_watch, "follow a run live until it ends"},
 	{"logs", cmd_logs, "print (or follow) a job task's output"},
 	{"graph", cmd_graph, "print a run as a Mermaid or Graphviz graph"},
-	{"sign", run_sign, "print the X-Pipeline-Signature of a body (for receivers)"},
-	{"selftest", run_selftest, "check the built-in parsers and signatures (no database)"},
+	{"sign", cmd_sign, "print the X-Pipeline-Signature of a body (for receivers)"},
+	{"selftest", cmd_selftest, "check the built-in parsers and signatures (no database)"},
 };
 
 static void

@@ -3,7 +3,6 @@
  * exit statuses (see ctl.h).  No locking.
  */
 #define _GNU_SOURCE
-#define PCTL_USE_JANSSON
 #include "ctl.h"
 
 #include <stdio.h>

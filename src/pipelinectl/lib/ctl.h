@@ -8,7 +8,7 @@
 #ifndef PIPELINECTL_CTL_H
 #define PIPELINECTL_CTL_H
 
-#include "../common.h"
+#include "pctl.h"
 
 /* interactive command: warnings and errors only on stderr, tagged with cmd */
 void ctl_quiet_logs(const char *cmd);

@@ -1,18 +1,9 @@
 /*
- * db.c: one libpq connection that comes back by itself.
- *
- * A long-running subcommand calls db_ensure() once per turn of its event
- * loop: when the connection is gone it tries again after an exponential
- * backoff (0.5 s doubling to 30 s, with jitter), logging one line per
- * attempt, and re-issues LISTEN after every (re)connect.  Queries go through
- * db_query(), which only runs parameterized statements (PQexecParams, every
- * parameter sent as text), turns a failure into a db_error (SQLSTATE plus one
- * line of message) and closes the connection when it broke, so that the next
- * db_ensure() reconnects.  Notifications are only wake-ups: they are counted,
- * never interpreted.
+ * lib/conn.c: see conn.h.
  */
 #define _GNU_SOURCE
-#include "common.h"
+#include "conn.h"
+#include "log.h"
 
 #include <stdio.h>
 #include <stdlib.h>

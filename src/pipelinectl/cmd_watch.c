@@ -1,5 +1,5 @@
 /*
- * watch.c: "pipelinectl watch PIPELINE_TASK_ID" follows a run until it ends.
+ * cmd_watch.c: "pipelinectl watch PIPELINE_TASK_ID" follows a run until it ends.
  *
  * LISTEN pipeline_events; on start, on each notification (and every second
  * or two as a fallback) it reads the run from pipeline.pipeline_tasks and its
@@ -12,12 +12,13 @@
  *
  * Exit status: 0 when the run succeeded, 1 when it failed or was canceled,
  * 2 on a usage or connection error or an unknown id, 130 when interrupted.
+ *
+ * Locking: none (reads only).
  */
 #define _GNU_SOURCE
-#include "common.h"
+#include "commands.h"
 
 #include <errno.h>
-#include <getopt.h>
 #include <langinfo.h>
 #include <locale.h>
 #include <poll.h>
@@ -71,13 +72,6 @@ typedef struct watcher
 	wrun prev;
 	bool have_prev;
 } watcher;
-
-bool
-stage_is_complete(const char *stage)
-{
-	return stage && (strcmp(stage, "canceled") == 0 || strcmp(stage, "failed") == 0 ||
-					 strcmp(stage, "succeeded") == 0 || strcmp(stage, "skipped") == 0);
-}
 
 static void
 wrun_free(wrun *r)
@@ -593,51 +587,27 @@ watch_usage(FILE *f)
 int
 cmd_watch(int argc, char **argv, const char *conninfo)
 {
-	static const struct option opts[] = {
-		{"dbname", required_argument, NULL, 'd'},
-		{"no-color", no_argument, NULL, 'C'},
-		{"no-colour", no_argument, NULL, 'C'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0}
-	};
 	watcher w;
 	db_error err;
-	int c, rc = 1;
+	int rc = 1;
 	bool no_colour = false;
 	double next_fetch = 0;
 	unsigned long seen = 0;
+	opt_cmd cmd = {"watch", watch_usage, conninfo, 0};
 
 	memset(&w, 0, sizeof(w));
-	optind = 1;
-	opterr = 1;
-	while ((c = getopt_long(argc, argv, "d:h", opts, NULL)) != -1)
 	{
-		switch (c)
-		{
-			case 'd':
-				conninfo = optarg;
-				break;
-			case 'C':
-				no_colour = true;
-				break;
-			case 'h':
-				watch_usage(stdout);
-				return 0;
-			default:
-				watch_usage(stderr);
-				return EXIT_USAGE;
-		}
-	}
-	if (optind != argc - 1 || !parse_positive_id(argv[optind], &w.id))
-	{
-		if (optind >= argc)
-			fprintf(stderr, "pipelinectl watch: missing PIPELINE_TASK_ID\n");
-		else if (optind < argc - 1)
-			fprintf(stderr, "pipelinectl watch: unexpected argument \"%s\"\n", argv[optind + 1]);
-		else
-			fprintf(stderr, "pipelinectl watch: \"%s\" is not a pipeline task id\n", argv[optind]);
-		watch_usage(stderr);
-		return EXIT_USAGE;
+		const opt_spec specs[] = {
+			{"no-color", 0, OPT_FLAG, &no_colour, 0, 0, NULL},
+			{"no-colour", 0, OPT_FLAG, &no_colour, 0, 0, NULL},
+			{NULL, 0, 0, NULL, 0, 0, NULL}
+		};
+
+		if ((rc = opts_parse(&cmd, argc, argv, specs)) >= 0)
+			return rc;
+		if ((rc = opts_one_id(&cmd, argc, argv, "PIPELINE_TASK_ID", "pipeline task", &w.id)) >= 0)
+			return rc;
+		rc = 1;
 	}
 	snprintf(w.idstr, sizeof(w.idstr), "%lld", (long long) w.id);
 
@@ -650,7 +620,7 @@ cmd_watch(int argc, char **argv, const char *conninfo)
 	w.utf8 = strcmp(nl_langinfo(CODESET), "UTF-8") == 0;
 	w.first_draw = true;
 
-	db_init(&w.db, conninfo, "pipeline_events");
+	db_init(&w.db, cmd.conninfo, "pipeline_events");
 	if (!db_connect(&w.db, &err))
 	{
 		fprintf(stderr, "pipelinectl watch: cannot connect to the database: %s\n", err.message);

@@ -1,0 +1,244 @@
+/*
+ * runner/env.c: the job's environment, in and out.
+ *
+ * In: the runner's own environment, less what the task's params and
+ * PIPELINE_OUTPUT override, plus one variable per param (the claim returns
+ * each param's value as the text the variable gets: strings as they are,
+ * numbers as the server wrote them, true / false; objects and arrays as
+ * compact JSON).
+ * Out: the NAME=value lines a command wrote to $PIPELINE_OUTPUT, as the
+ * jsonb object of runtime envs reported with the final stage.
+ * Also --labels parsing (k=v,... as a JSON object).
+ *
+ * Locking: none.
+ */
+#define _GNU_SOURCE
+#include "runner.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+extern char **environ;
+
+bool
+labels_to_json(const char *spec, strbuf *out, char *err, size_t errlen)
+{
+	const char *p = spec ? spec : "";
+	bool first = true;
+
+	sb_reset(out);
+	sb_putc(out, '{');
+	while (*p)
+	{
+		const char *end = strchr(p, ',');
+		size_t n = end ? (size_t) (end - p) : strlen(p);
+		char *item = xstrndup(p, n);
+		char *k = item, *eq, *v;
+
+		while (*k == ' ' || *k == '\t')
+			k++;
+		size_t kl = strlen(k);
+
+		while (kl > 0 && (k[kl - 1] == ' ' || k[kl - 1] == '\t'))
+			k[--kl] = '\0';
+		if (*k)
+		{
+			eq = strchr(k, '=');
+			if (!eq || eq == k)
+			{
+				snprintf(err, errlen, "bad label \"%s\": expected key=value", k);
+				free(item);
+				return false;
+			}
+			*eq = '\0';
+			v = eq + 1;
+			/* trim around the '=' */
+			for (char *q = eq - 1; q >= k && (*q == ' ' || *q == '\t'); q--)
+				*q = '\0';
+			while (*v == ' ' || *v == '\t')
+				v++;
+			if (!first)
+				sb_putc(out, ',');
+			json_write_cstr(out, k);
+			sb_putc(out, ':');
+			json_write_cstr(out, v);
+			first = false;
+		}
+		free(item);
+		p += n;
+		if (*p == ',')
+			p++;
+	}
+	sb_putc(out, '}');
+	return true;
+}
+
+static bool
+env_name_ok(const char *s, size_t n)
+{
+	if (n == 0 || !((s[0] >= 'A' && s[0] <= 'Z') || (s[0] >= 'a' && s[0] <= 'z') || s[0] == '_'))
+		return false;
+	for (size_t i = 1; i < n; i++)
+	{
+		char c = s[i];
+
+		if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_'))
+			return false;
+	}
+	return true;
+}
+
+int
+parse_output_envs(const char *text, size_t len, strbuf *out)
+{
+	typedef struct { const char *name; size_t nlen; const char *val; size_t vlen; } kv;
+	kv *items = NULL;
+	size_t count = 0, cap = 0;
+	size_t pos = 0;
+	int written = 0;
+
+	while (pos < len)
+	{
+		const char *line = text + pos;
+		const char *nl = memchr(line, '\n', len - pos);
+		size_t ll = nl ? (size_t) (nl - line) : len - pos;
+
+		pos += ll + (nl ? 1 : 0);
+		if (ll > 0 && line[ll - 1] == '\r')
+			ll--;
+		while (ll > 0 && (*line == ' ' || *line == '\t'))
+		{
+			line++;
+			ll--;
+		}
+		if (ll == 0 || line[0] == '#')
+			continue;
+		const char *eq = memchr(line, '=', ll);
+
+		if (!eq || !env_name_ok(line, (size_t) (eq - line)))
+			continue;			/* malformed: ignored */
+		size_t nlen = (size_t) (eq - line);
+		size_t i;
+
+		/* a name given twice: the last value wins */
+		for (i = 0; i < count; i++)
+			if (items[i].nlen == nlen && memcmp(items[i].name, line, nlen) == 0)
+				break;
+		if (i == count)
+		{
+			if (count == cap)
+			{
+				cap = cap ? cap * 2 : 16;
+				items = xrealloc(items, cap * sizeof(kv));
+			}
+			count++;
+		}
+		items[i].name = line;
+		items[i].nlen = nlen;
+		items[i].val = eq + 1;
+		items[i].vlen = ll - nlen - 1;
+	}
+	sb_reset(out);
+	sb_putc(out, '{');
+	for (size_t i = 0; i < count; i++)
+	{
+		if (i)
+			sb_putc(out, ',');
+		json_write_string(out, items[i].name, items[i].nlen);
+		sb_putc(out, ':');
+		json_write_string(out, items[i].val, items[i].vlen);
+		written++;
+	}
+	sb_putc(out, '}');
+	free(items);
+	return written;
+}
+
+
+char **
+build_env(task *t)
+{
+	size_t n = 0, cap;
+	char **envp;
+	size_t nparams = json_is_object(t->params) ? json_object_size(t->params) : 0;
+	const char *key;
+	json_t *value;
+
+	for (char **e = environ; e && *e; e++)
+		n++;
+	cap = n + nparams + 2;
+	envp = xcalloc(cap, sizeof(char *));
+	n = 0;
+
+	/* the runner's environment, less what the params and PIPELINE_OUTPUT override */
+	for (char **e = environ; e && *e; e++)
+	{
+		const char *eq = strchr(*e, '=');
+		size_t kl = eq ? (size_t) (eq - *e) : strlen(*e);
+		bool overridden = (kl == strlen("PIPELINE_OUTPUT") && memcmp(*e, "PIPELINE_OUTPUT", kl) == 0);
+
+		if (!overridden && nparams)
+		{
+			char *k = xstrndup(*e, kl);
+
+			overridden = json_object_get(t->params, k) != NULL;
+			free(k);
+		}
+		if (!overridden)
+			envp[n++] = xstrdup(*e);
+	}
+	if (nparams)
+	{
+		json_object_foreach(t->params, key, value)
+		{
+			strbuf val;
+
+			if (!*key || strchr(key, '=') || json_is_null(value))
+				continue;		/* not a possible variable name, or no value */
+			sb_init(&val);
+			if (!pj_scalar_text(value, &val))
+				pj_write(&val, value);
+			envp[n++] = xasprintf("%s=%s", key, sb_str(&val));	/* cut at a NUL */
+			sb_free(&val);
+		}
+	}
+	envp[n++] = xasprintf("PIPELINE_OUTPUT=%s", t->outfile);
+	envp[n] = NULL;
+	return envp;
+}
+
+void
+free_env(char **envp)
+{
+	for (char **e = envp; e && *e; e++)
+		free(*e);
+	free(envp);
+}
+
+char *
+read_output_envs(task *t)
+{
+	char *envs = NULL;
+	size_t len;
+	bool truncated;
+	char *text = read_file_capped(t->outfile, OUTPUT_FILE_MAX, &len, &truncated);
+
+	if (text)
+	{
+		strbuf sb;
+
+		sb_init(&sb);
+		if (truncated)
+			log_warn("job task %s: PIPELINE_OUTPUT larger than %d bytes; the rest is ignored",
+					 t->idstr, OUTPUT_FILE_MAX);
+		if (parse_output_envs(text, len, &sb) > 0)
+			envs = sb_steal(&sb);
+		sb_free(&sb);
+		free(text);
+	}
+	else if (errno != ENOENT)
+		log_warn("job task %s: cannot read PIPELINE_OUTPUT: %s", t->idstr, strerror(errno));
+	return envs;
+}
