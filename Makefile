@@ -98,10 +98,20 @@ $(CTL_OBJS): src/pipelinectl/%.o: src/pipelinectl/%.c $(CTL_HDRS)
 pipelinectl: $(CTL_OBJS)
 	$(CC) $(CTL_CFLAGS) -o $@ $(CTL_OBJS) $(CTL_LIBS)
 
-install: install-pipelinectl
+install: install-pipelinectl install-pipelinectl-docs
 
 install-pipelinectl: pipelinectl
 	$(INSTALL_PROGRAM) pipelinectl '$(DESTDIR)$(bindir)/pipelinectl'
 	ln -sf '$(bindir)/pipelinectl' '$(DESTDIR)/usr/local/bin/pipelinectl' 2>/dev/null || true
 
-.PHONY: install-pipelinectl
+# the manual page and the bash completion of pipelinectl (beside its /usr/local/bin link:
+# man and bash-completion look under /usr/local/share by default)
+CTL_MANDIR ?= /usr/local/share/man
+CTL_COMPLETIONDIR ?= /usr/local/share/bash-completion/completions
+
+install-pipelinectl-docs:
+	$(MKDIR_P) '$(DESTDIR)$(CTL_MANDIR)/man1' '$(DESTDIR)$(CTL_COMPLETIONDIR)'
+	$(INSTALL_DATA) docs/man/pipelinectl.1 '$(DESTDIR)$(CTL_MANDIR)/man1/pipelinectl.1'
+	$(INSTALL_DATA) docs/completion/pipelinectl.bash '$(DESTDIR)$(CTL_COMPLETIONDIR)/pipelinectl'
+
+.PHONY: install-pipelinectl install-pipelinectl-docs
