@@ -5,7 +5,8 @@
 # --format, files and directories for apply/lint, and pipeline names for run and ls --pipeline
 # (read with psql from the view pipeline.pipelines when psql is on PATH and the PG* environment
 # reaches a database; nothing otherwise).
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2207
+# (COMPREPLY=($(compgen ...)) is the usual idiom: compgen prints one candidate a line, none has spaces)
 
 _pipelinectl_pipelines() {
 	command -v psql >/dev/null 2>&1 || return 0

@@ -12,6 +12,7 @@ pctl() {
 	"$PIPELINECTL" "$@" >"$T_DIR/out" 2>"$T_DIR/err" || RC=$?
 	OUT=$(cat "$T_DIR/out")
 	ERR=$(cat "$T_DIR/err")
+	[[ -z $ERR ]] || note "stderr: $ERR"
 }
 A=$T_DIR/artifacts
 # hello-deploy allows one unfinished run at a time: none may be left over (before and after)
