@@ -11,7 +11,9 @@
  * says attempt N); a chunk belongs to the last attempt claimed at or before
  * it was stored.  A runner's stale token cannot append once the task has been
  * re-claimed, so the split is exact except for an append that commits while
- * the next claim is in progress.
+ * the next claim is in progress.  A role that may not read pipeline.event
+ * (a table, closed by default) gets the output without attempt markers and
+ * a note on stderr.
  *
  * JSON (one document): {"run": ID, "tasks": [{"id", "stage_name",
  * "task_name", "stage", "attempt", "attempts": [{"attempt": N, "output":
@@ -34,22 +36,47 @@
  * $1 the run, $2 one job task of it or NULL.  Columns: id, stage_name,
  * task_name, stage, attempt (the task's), seq, chunk, chunk_attempt.
  */
-static const char runlog_sql[] =
-	"WITH tasks AS ("
-	"  SELECT t.id, t.stage_name, t.task_name, t.stage, t.attempt, t.stage_index, t.task_index"
-	"    FROM pipeline.job_tasks t"
+#define RUNLOG_TASKS \
+	"WITH tasks AS (" \
+	"  SELECT t.id, t.stage_name, t.task_name, t.stage, t.attempt, t.stage_index, t.task_index" \
+	"    FROM pipeline.job_tasks t" \
 	"   WHERE t.pipeline_task_id = $1::bigint AND ($2::bigint IS NULL OR t.id = $2::bigint)),"
+#define RUNLOG_SELECT \
+	" SELECT t.id, t.stage_name, t.task_name, t.stage, t.attempt, l.seq, l.chunk," \
+	"        coalesce((SELECT max(c.attempt) FROM claims c" \
+	"                   WHERE c.object_id = t.id AND c.since <= l.at), 1)" \
+	"   FROM tasks t LEFT JOIN LATERAL pipeline.job_task_log(t.id) l ON true" \
+	"  ORDER BY t.stage_index, t.task_index, t.id, l.seq"
+
+/* with SELECT on pipeline.event: attempts from the claim events */
+static const char runlog_sql[] =
+	RUNLOG_TASKS
 	" claims AS ("
 	"  SELECT e.object_id, (e.payload->>'attempt')::int AS attempt, min(e.at) AS since"
 	"    FROM pipeline.event e"
 	"   WHERE e.pipeline_task_id = $1::bigint AND e.kind = 'job_task' AND e.new_stage = 'creating'"
 	"     AND e.object_id IN (SELECT id FROM tasks)"
 	"   GROUP BY 1, 2)"
-	" SELECT t.id, t.stage_name, t.task_name, t.stage, t.attempt, l.seq, l.chunk,"
-	"        coalesce((SELECT max(c.attempt) FROM claims c"
-	"                   WHERE c.object_id = t.id AND c.since <= l.at), 1)"
-	"   FROM tasks t LEFT JOIN LATERAL pipeline.job_task_log(t.id) l ON true"
-	"  ORDER BY t.stage_index, t.task_index, t.id, l.seq";
+	RUNLOG_SELECT;
+
+/* without it (the table is closed to most roles): every chunk counts as attempt 1 */
+static const char runlog_sql_noevents[] =
+	RUNLOG_TASKS
+	" claims AS (SELECT NULL::bigint AS object_id, NULL::int AS attempt, NULL::timestamptz AS since"
+	"             WHERE false)"
+	RUNLOG_SELECT;
+
+/* whether the connected role may read pipeline.event */
+static bool
+can_read_events(db_conn *db)
+{
+	db_error	err;
+	PGresult   *res = db_query(db, "SELECT has_table_privilege('pipeline.event', 'SELECT')", 0, NULL, &err);
+	bool		yes = res && db_value(res, 0, 0) && strcmp(db_value(res, 0, 0), "t") == 0;
+
+	PQclear(res);
+	return yes;
+}
 
 /* the run of a job task; NULL (message printed, *rc set) when it does not exist */
 static char *
@@ -98,9 +125,9 @@ run_exists(db_conn *db, const char *run, int *rc)
 	return found;
 }
 
-/* text: headers, attempt markers, output */
+/* text: headers, attempt markers (when the attempts are known), output */
 static void
-print_text(PGresult *res)
+print_text(PGresult *res, bool markers)
 {
 	const char *cur = NULL;
 	int			shown_attempt = 0;
@@ -132,6 +159,8 @@ print_text(PGresult *res)
 			task_attempts = atoi(db_value(res, r, 4));
 			printf("== %s.%s (job task %s, attempt %d) ==\n", db_value(res, r, 1), db_value(res, r, 2),
 				   id, task_attempts);
+			if (!markers)
+				task_attempts = 1;	/* no markers */
 		}
 		chunk = db_value(res, r, 6);
 		if (!chunk)
@@ -217,6 +246,7 @@ logs_run(const char *run_arg, const char *task_arg, bool json, const char *conni
 	char	   *run = NULL;
 	const char *qp[2];
 	int			rc = 0;
+	bool		events;
 
 	ctl_quiet_logs("logs");
 	if (!ctl_connect(&db, conninfo))
@@ -232,13 +262,20 @@ logs_run(const char *run_arg, const char *task_arg, bool json, const char *conni
 	}
 	qp[0] = run;
 	qp[1] = task_arg;
-	res = db_query(&db, runlog_sql, 2, qp, &err);
+	if ((events = can_read_events(&db)))
+		res = db_query(&db, runlog_sql, 2, qp, &err);
+	else
+	{
+		fprintf(stderr, "pipelinectl logs: this role may not read pipeline.event: the attempts of a "
+				"retried task are not told apart (GRANT SELECT ON pipeline.event to show them)\n");
+		res = db_query(&db, runlog_sql_noevents, 2, qp, &err);
+	}
 	if (!res)
 		rc = ctl_report_error(&err, "logs");
 	else if (json)
 		print_json(res, run);
 	else
-		print_text(res);
+		print_text(res, events);
 	PQclear(res);
 	free(run);
 	db_close(&db);

@@ -23,7 +23,6 @@ pctl() {
 	ERR=$(cat "$T_DIR/err")
 }
 versions() { q "SELECT count(*) FROM pipeline.job WHERE name LIKE :'p' || '%'" "p=$P"; }
-pversions() { q "SELECT count(*) FROM pipeline.pipeline WHERE name LIKE :'p' || '%'" "p=$P"; }
 
 # ---------------------------------------------------------------- a good directory
 # 10-pipeline.yaml uses the job of 20-jobs.yaml: jobs go first whatever the file order
@@ -89,6 +88,29 @@ pctl apply -f "$D/ok/20-jobs.yaml"
 is "apply again: new versions" "$OUT" "job ${P}_build: version 2
 job ${P}_other: version 2"
 
+# anchors and aliases: an alias is a copy of the anchored value
+cat >"$D/anchors.yaml" <<EOF
+kind: pipeline
+name: ${P}_anchors
+stages:
+  - name: s
+    is_parallel: true
+    tasks:
+      - name: a
+        job: &shared {command: "echo shared", timeout: 30, labels: {cli: "$T_ID"}}
+      - name: b
+        job: *shared
+EOF
+pctl apply -f "$D/anchors.yaml"
+is "anchors and aliases: exit 0" "$RC" 0
+is "the alias is a copy of the anchored mapping" \
+	"$(q "SELECT (definition->'stages'->0->'tasks'->1->'job') = (definition->'stages'->0->'tasks'->0->'job')
+	          AND definition->'stages'->0->'tasks'->1->'job'->>'command' = 'echo shared'
+	     FROM pipeline.pipelines WHERE name = :'n'" "n=${P}_anchors")" t
+printf 'kind: job\nname: x\n<<: {command: echo}\n' >"$D/merge.yaml"
+pctl lint --offline "$D/merge.yaml"
+like "a merge key is refused with its position" "$RC/$ERR" "^1/$D/merge.yaml:3:1: merge keys \\(<<\\) are not supported"
+
 # stdin
 pctl apply -f - <<EOF
 kind: job
@@ -129,7 +151,7 @@ is "engine refusal: exit 1" "$RC" 1
 like "engine refusal mapped to FILE:13:9 with the engine's path and reason" "$ERR" \
 	"^$D/deep.yaml:13:9: stages\\[1\\]\\.tasks\\[0\\]\\.job: job \"${P}_missing\" does not exist"
 like "engine refusal: summary line" "$ERR" "1 document refused; nothing stored"
-is "nothing stored" "$(pversions)" 1
+is "nothing stored" "$(q "SELECT count(*) FROM pipeline.pipeline WHERE name = :'n'" "n=${P}_deep")" 0
 
 # a missing key: the position of the object that lacks it (the task at 6:9)
 printf 'kind: pipeline\nname: %s_nojob\nstages:\n  - name: a\n    tasks:\n      - name: t\n        run_params: {}\n' "$P" >"$D/nojob.yaml"

@@ -199,6 +199,25 @@ is "logs --run --json: the attempts of a task" "$(jq_py "$OUT" '[d["run"], d["ta
 pctl logs "$flaky" --json
 is "logs JOB_TASK --json: the same for one task" "$(jq_py "$OUT" '[len(d["tasks"]), d["tasks"][0]["task_name"], d["tasks"][0]["attempt"]]')" \
 	'[1, "flaky", 2]'
+# a role with the README's operator read grants (no SELECT on the table pipeline.event)
+q "DROP ROLE IF EXISTS ${P}_op; CREATE ROLE ${P}_op LOGIN;
+   GRANT USAGE ON SCHEMA pipeline TO ${P}_op;
+   GRANT EXECUTE ON FUNCTION pipeline.mask_params(jsonb, text[]), pipeline.job_task_log(bigint) TO ${P}_op;
+   GRANT SELECT ON pipeline.job_tasks, pipeline.pipeline_tasks TO ${P}_op" >/dev/null 2>&1
+on_exit "q 'DROP OWNED BY ${P}_op; DROP ROLE IF EXISTS ${P}_op' >/dev/null 2>&1"
+PGUSER=${P}_op pctl logs --run "$fix_run"
+is "logs --run by an operator role: exit 0" "$RC" 0
+is "... the output without attempt markers" "$OUT" \
+	"== build.compile (job task $compile, attempt 2) ==
+broken build
+fixed build
+== ship.upload (job task $(task_id "$fix_run" ship upload), attempt 1) ==
+uploaded"
+like "... and a note saying why" "$ERR" "may not read pipeline.event: the attempts of a retried task are not told apart"
+PGUSER=${P}_op pctl status "$fix_run" --json
+is "status --json by an operator role: exit 0" "$RC" 0
+PGUSER=${P}_op pctl ls --limit 1
+is "ls by an operator role: exit 0" "$RC" 0
 pctl logs --run 999999999
 is "logs --run of a run that does not exist: exit 1" "$RC" 1
 pctl logs --run "$flaky_run" --follow
