@@ -1,6 +1,9 @@
 /*
  * commands.h: the commands of pipelinectl, one file each (cmd_NAME.c), and
- * what main.c needs to dispatch to them.  Every command returns its exit
+ * what main.c needs to dispatch to them.  Close relatives share a file:
+ * cmd_apply.c (apply, lint), cmd_ls.c (ls, status), cmd_control.c (cancel,
+ * retry, approve, deny, play); cmd_runlogs.c prints "logs --run" and
+ * "logs --json" for cmd_logs.c.  Every command returns its exit
  * code: 0 done, 1 what it reports on did not succeed, 2 usage, connection,
  * privilege or setup error (SPEC §12).
  *
