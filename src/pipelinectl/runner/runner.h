@@ -97,14 +97,30 @@ typedef struct task
 	bool minimal_report;		/* retrying without detail and runtime envs */
 } task;
 
+/* --job-user: the OS user commands run as (the runner is then root) */
+typedef struct job_user
+{
+	bool set;
+	uid_t uid;
+	gid_t gid;
+	char *name;
+	char *home;
+	gid_t *groups;				/* supplementary groups */
+	int ngroups;
+} job_user;
+
 typedef struct runner
 {
 	char *name;
 	char *labels_json;
 	int concurrency;
 	bool exit_when_idle;
+	double retry_for;			/* --exit-when-idle: give up after this long without the database */
+	bool setup_checked;			/* the extension and the grants were checked */
 	double poll_interval;
 	double heartbeat;
+	job_user ju;
+	char *work_root;			/* where work directories are made ($TMPDIR or /tmp) */
 	db_conn db;
 	task *tasks;
 	int ntasks;
@@ -139,7 +155,10 @@ void kill_hard(task *t);
 /* env.c */
 bool labels_to_json(const char *spec, strbuf *out, char *err, size_t errlen);
 int parse_output_envs(const char *text, size_t len, strbuf *out);
-char **build_env(task *t);
+char **build_env(task *t, const job_user *ju);
+/* --job-user NAME|UID: false with a message when there is no such user */
+bool job_user_lookup(const char *spec, job_user *ju, char *err, size_t errlen);
+void job_user_free(job_user *ju);
 void free_env(char **envp);
 /* the runtime envs of a finished command (PIPELINE_OUTPUT), or NULL */
 char *read_output_envs(task *t);
