@@ -132,6 +132,8 @@ cmd_runner(int argc, char **argv, const char *conninfo)
 		job_user_free(&r.ju);
 		return 1;
 	}
+	/* what a runner that died left in the work directory: its commands, its directories */
+	workdir_cleanup_dead(&r);
 	db_init(&r.db, cmd.conninfo, "pipeline_events");
 	/* the conninfo may hold a password: not in /proc/PID/cmdline for a job to read */
 	if (cmd.conninfo)

@@ -32,13 +32,8 @@ task_free(task *t)
 {
 	if (t->out_fd >= 0)
 		close(t->out_fd);
-	if (t->pid > 0 && !t->child_exited)
-	{
-		kill(-t->pid, SIGKILL);
-		waitpid(t->pid, NULL, 0);
-	}
-	if (t->basedir)
-		rmtree(t->basedir);
+	kill_and_wait(t);
+	workdir_remove(t);
 	free(t->token);
 	free(t->kind);
 	free(t->command);
@@ -188,6 +183,7 @@ task_from_row(runner *r, PGresult *res, int row)
 		parse_int64(pt, &t->pipeline_task_id);
 	t->dry_run = dry && (dry[0] == 't' || dry[0] == 'T');
 	t->out_fd = -1;
+	t->lock_fd = -1;
 	t->pid = -1;
 	t->state = TS_ACTIVATE;
 	retry_init(&t->retry, MAX_TRIES);

@@ -42,14 +42,7 @@ finalize(task *t)
 	output_feed(t, "", 0, true);	/* a cut character at the very end */
 	envs = read_output_envs(t);
 
-	if (t->basedir)
-	{
-		if (rmtree(t->basedir) != 0)
-			log_warn("job task %s: cannot remove work directory %s completely: %s", t->idstr,
-					 t->basedir, strerror(errno));
-		free(t->basedir);
-		t->basedir = NULL;
-	}
+	workdir_remove(t);
 
 	if (t->stop == STOP_LOST)
 	{

@@ -17,7 +17,9 @@
  *
  * Modules:
  *   loop.c     claims, LISTEN wake-ups, cancel checks, the event loop, signals
- *   spawn.c    work directories, fork/exec in a process group, stop and reap
+ *   spawn.c    starting, stopping (SIGTERM, then SIGKILL) and reaping a command
+ *   supervise.c  the per-command supervisor: subreaper, kills all a command left
+ *   workdir.c  work directories with a lock file; start-up clean-up of a dead runner's
  *   env.c      the job's environment in (params) and out (PIPELINE_OUTPUT)
  *   logship.c  output: UTF-8 repair, the tail, batches to append_job_task_log
  *   report.c   'active', heartbeats and the final report, under one retry policy
@@ -70,6 +72,7 @@ typedef struct task
 	int out_fd;
 	char carry[4];
 	size_t carry_len;
+	int lock_fd;				/* flock held while the task is ours (workdir.c) */
 	char *basedir;
 	char *workdir;
 	char *outfile;
@@ -151,6 +154,26 @@ void stop_task(task *t, stop_reason why, double now);
 void reap_children(runner *r, double now);
 void kill_all_now(runner *r);
 void kill_hard(task *t);
+void kill_and_wait(task *t);
+
+/* supervise.c */
+typedef struct spawn_args
+{
+	const char *command;
+	char **envp;
+	const char *workdir;
+	int out_fd;					/* write end of the output pipe */
+	const job_user *ju;
+	pid_t runner_pid;
+} spawn_args;
+PCTL_NORETURN void supervise_command(const spawn_args *a);
+void close_from(int lowfd, int keep);
+
+/* workdir.c */
+bool workdir_create(runner *r, task *t, char *errbuf, size_t errlen);
+void workdir_record(task *t, pid_t supervisor);
+void workdir_remove(task *t);
+void workdir_cleanup_dead(runner *r);
 
 /* env.c */
 bool labels_to_json(const char *spec, strbuf *out, char *err, size_t errlen);
