@@ -55,6 +55,13 @@ say(int fd, const char *a, const char *b)
 void
 close_from(int lowfd, int keep)
 {
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 34))
+	if (keep < lowfd && close_range((unsigned) lowfd, ~0U, 0) == 0)
+		return;
+	if (keep >= lowfd && (keep == lowfd || close_range((unsigned) lowfd, (unsigned) keep - 1, 0) == 0) &&
+		close_range((unsigned) keep + 1, ~0U, 0) == 0)
+		return;
+#endif
 	long max = sysconf(_SC_OPEN_MAX);
 
 	if (max < 0 || max > 65536)
