@@ -59,8 +59,11 @@ CTL_OBJS = \
 	src/pipelinectl/cmd_runlogs.o \
 	src/pipelinectl/runner/loop.o \
 	src/pipelinectl/runner/spawn.o \
+	src/pipelinectl/runner/supervise.o \
+	src/pipelinectl/runner/workdir.o \
 	src/pipelinectl/runner/env.o \
 	src/pipelinectl/runner/logship.o \
+	src/pipelinectl/runner/mask.o \
 	src/pipelinectl/runner/report.o \
 	src/pipelinectl/hookd/deliver.o \
 	src/pipelinectl/hookd/render.o \
@@ -76,8 +79,8 @@ CTL_OBJS = \
 	src/pipelinectl/lib/opts.o \
 	src/pipelinectl/lib/out.o \
 	src/pipelinectl/lib/sign.o \
-	src/pipelinectl/lib/yaml.o \
-	src/pipelinectl/lib/ctl.o
+	src/pipelinectl/lib/proc.o \
+	src/pipelinectl/lib/yaml.o
 CTL_HDRS = $(wildcard src/pipelinectl/*.h src/pipelinectl/*/*.h)
 EXTRA_CLEAN = pipelinectl $(CTL_OBJS)
 

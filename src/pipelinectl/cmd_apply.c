@@ -28,7 +28,6 @@
  */
 #define _GNU_SOURCE
 #include "commands.h"
-#include "lib/ctl.h"
 #include "lib/ydoc.h"
 
 #include <dirent.h>
@@ -462,8 +461,8 @@ define_kind(apply_state *st, db_conn *db, const char *kind, bool lint, strbuf *o
 					return false;
 				continue;
 			}
-			if (ctl_error_is_setup(err))
-				return false;	/* privilege, setup, connection: exit 2 */
+			if (db_error_exit_code(err) == EXIT_USAGE || strcmp(err->sqlstate, "0A000") == 0)
+				return false;	/* privilege, set-up (pg_cron missing), connection: exit 2 */
 			{
 				char	   *path = NULL;
 				const char *reason;
@@ -523,7 +522,8 @@ apply_main(int argc, char **argv, const char *conninfo, bool lint)
 		{NULL, 0, 0, NULL, 0, 0, NULL}
 	};
 
-	ctl_quiet_logs(cmd.name);
+	log_init(cmd.name);
+	log_set_min_level(LOG_WARN);
 	if ((rc = opts_parse(&cmd, argc, argv, lint ? lint_specs : apply_specs)) >= 0)
 	{
 		opt_list_free(&paths);
@@ -577,25 +577,26 @@ apply_main(int argc, char **argv, const char *conninfo, bool lint)
 		return 1;
 	}
 
-	if (!ctl_connect(&db, conninfo))
+	if ((rc = db_open_checked(&db, conninfo, cmd.name)) >= 0)
 	{
 		free_files(&st);
-		return EXIT_USAGE;
+		return rc;
 	}
+	rc = 0;
 	sb_init(&out);
 	if (!exec_simple(&db, "BEGIN", &err) ||
 		!define_kind(&st, &db, "job", lint, &out, &err) ||
 		!define_kind(&st, &db, "pipeline", lint, &out, &err) ||
 		!define_kind(&st, &db, "schedule", lint, &out, &err))
 	{
-		rc = ctl_report_error(&err, cmd.name);
+		rc = db_fail(cmd.name, &err);
 		if (rc == 1)
 			rc = EXIT_USAGE;
 	}
 	else if (st.refused > 0 || lint)
 	{
 		if (!exec_simple(&db, "ROLLBACK", &err))
-			rc = ctl_report_error(&err, cmd.name);
+			rc = db_fail(cmd.name, &err);
 		else if (st.refused > 0)
 		{
 			fprintf(stderr, "pipelinectl %s: %d document%s refused; nothing stored\n", cmd.name,
@@ -610,7 +611,7 @@ apply_main(int argc, char **argv, const char *conninfo, bool lint)
 	}
 	else if (!exec_simple(&db, "COMMIT", &err))
 	{
-		rc = ctl_report_error(&err, cmd.name);
+		rc = db_fail(cmd.name, &err);
 		if (rc == 1)
 			rc = EXIT_USAGE;
 	}

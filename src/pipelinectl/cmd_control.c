@@ -21,7 +21,6 @@
  */
 #define _GNU_SOURCE
 #include "commands.h"
-#include "lib/ctl.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -83,7 +82,7 @@ act_gate(db_conn *db, const char *id, bool pass, const char *comment, const char
 	res = db_query(db, "SELECT t.gate, t.stage FROM pipeline.job_tasks t WHERE t.id = $1::bigint",
 				   1, qp, &err);
 	if (!res)
-		return ctl_report_error(&err, cmd);
+		return db_fail(cmd, &err);
 	if (PQntuples(res) == 0)
 	{
 		fprintf(stderr, "pipelinectl %s: job task %s does not exist\n", cmd, id);
@@ -104,7 +103,7 @@ act_gate(db_conn *db, const char *id, bool pass, const char *comment, const char
 				   "SELECT stage FROM pipeline.confirm_job_task($1::bigint, $2::boolean, $3)",
 				   3, qp, &err);
 	if (!res)
-		rc = ctl_report_error(&err, cmd);
+		rc = db_fail(cmd, &err);
 	else
 		printf("job task %s: %s (%s gate); now %s\n", id, pass ? "approved" : "denied", gate,
 			   db_value(res, 0, 0));
@@ -124,7 +123,7 @@ act_play(db_conn *db, const char *id)
 	res = db_query(db, "SELECT to_regprocedure('pipeline.play_job_task(bigint)') IS NOT NULL,"
 				   " (SELECT extversion FROM pg_extension WHERE extname = 'pipeline')", 0, NULL, &err);
 	if (!res)
-		return ctl_report_error(&err, "play");
+		return db_fail("play", &err);
 	if (strcmp(db_value(res, 0, 0), "t") != 0)
 	{
 		fprintf(stderr, "pipelinectl play: the pipeline extension (version %s) has no "
@@ -136,11 +135,11 @@ act_play(db_conn *db, const char *id)
 	PQclear(res);
 	res = db_query(db, "SELECT pipeline.play_job_task($1::bigint)", 1, qp, &err);
 	if (!res)
-		return ctl_report_error(&err, "play");
+		return db_fail("play", &err);
 	PQclear(res);
 	res = db_query(db, "SELECT stage FROM pipeline.job_tasks WHERE id = $1::bigint", 1, qp, &err);
 	if (!res)
-		return ctl_report_error(&err, "play");
+		return db_fail("play", &err);
 	printf("job task %s: played; now %s\n", id, PQntuples(res) ? db_value(res, 0, 0) : "?");
 	PQclear(res);
 	return rc;
@@ -176,7 +175,7 @@ act_run(db_conn *db, action a, const char *id, const char *text)
 			return act_play(db, id);
 	}
 	if (!res)
-		rc = ctl_report_error(&err, s->name);
+		rc = db_fail(s->name, &err);
 	PQclear(res);
 	return rc;
 }
@@ -219,9 +218,10 @@ act_main(action a, int argc, char **argv, const char *conninfo)
 		return rc;
 	if (s->text_required && (!text || !*text))
 		return usage_error(&cmd, "--%s TEXT is required (say why)", s->text_opt);
-	ctl_quiet_logs(s->name);
-	if (!ctl_connect(&db, cmd.conninfo))
-		return EXIT_USAGE;
+	log_init(s->name);
+	log_set_min_level(LOG_WARN);
+	if ((rc = db_open_checked(&db, cmd.conninfo, s->name)) >= 0)
+		return rc;
 	rc = act_run(&db, a, argv[cmd.first_arg], text);
 	db_close(&db);
 	return rc;

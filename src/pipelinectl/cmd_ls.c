@@ -23,7 +23,6 @@
  */
 #define _GNU_SOURCE
 #include "commands.h"
-#include "lib/ctl.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -132,9 +131,11 @@ cmd_ls(int argc, char **argv, const char *conninfo)
 		}
 	}
 
-	ctl_quiet_logs("ls");
-	if (!ctl_connect(&db, conninfo))
-		return EXIT_USAGE;
+	log_init("ls");
+	log_set_min_level(LOG_WARN);
+	if ((rc = db_open_checked(&db, conninfo, "ls")) >= 0)
+		return rc;
+	rc = 0;
 	qp[0] = pipeline;
 	qp[1] = stage;
 	qp[2] = limit;
@@ -159,7 +160,7 @@ cmd_ls(int argc, char **argv, const char *conninfo)
 					   " ORDER BY p.id DESC LIMIT $3::int",
 					   3, qp, &err);
 	if (!res)
-		rc = ctl_report_error(&err, "ls");
+		rc = db_fail("ls", &err);
 	else if (json)
 		printf("%s\n", db_value(res, 0, 0));
 	else
@@ -220,7 +221,7 @@ status_json(db_conn *db, const char *id)
 	int			rc;
 
 	if (!res)
-		return ctl_report_error(&err, "status");
+		return db_fail("status", &err);
 	if (PQntuples(res) == 0)
 	{
 		fprintf(stderr, "pipelinectl status: run %s does not exist\n", id);
@@ -253,7 +254,7 @@ status_text(db_conn *db, const char *id)
 				   "       p.dry_run"
 				   "  FROM pipeline.pipeline_tasks p WHERE p.id = $1::bigint", 1, qp, &err);
 	if (!run)
-		return ctl_report_error(&err, "status");
+		return db_fail("status", &err);
 	if (PQntuples(run) == 0)
 	{
 		fprintf(stderr, "pipelinectl status: run %s does not exist\n", id);
@@ -270,7 +271,7 @@ status_text(db_conn *db, const char *id)
 	if (!tasks)
 	{
 		PQclear(run);
-		return ctl_report_error(&err, "status");
+		return db_fail("status", &err);
 	}
 	duration_cell(dur, sizeof(dur), db_value(run, 0, 5));
 	printf("run %s: %s v%s  %s%s  (%s/%s tasks done%s%s, by %s)\n", id, db_value(run, 0, 0),
@@ -337,9 +338,10 @@ cmd_status(int argc, char **argv, const char *conninfo)
 	if ((rc = opts_one_id(&cmd, argc, argv, "RUN", "run", &id)) >= 0)
 		return rc;
 	conninfo = cmd.conninfo;
-	ctl_quiet_logs("status");
-	if (!ctl_connect(&db, conninfo))
-		return EXIT_USAGE;
+	log_init("status");
+	log_set_min_level(LOG_WARN);
+	if ((rc = db_open_checked(&db, conninfo, "status")) >= 0)
+		return rc;
 	rc = json ? status_json(&db, argv[cmd.first_arg]) : status_text(&db, argv[cmd.first_arg]);
 	db_close(&db);
 	return rc;

@@ -18,7 +18,6 @@
  */
 #define _GNU_SOURCE
 #include "commands.h"
-#include "lib/ctl.h"
 
 #include <jansson.h>
 #include <stdio.h>
@@ -122,13 +121,15 @@ cmd_run(int argc, char **argv, const char *conninfo)
 	}
 	conninfo = cmd.conninfo;
 
-	ctl_quiet_logs("run");
-	if (!ctl_connect(&db, conninfo))
+	log_init("run");
+	log_set_min_level(LOG_WARN);
+	if ((rc = db_open_checked(&db, conninfo, "run")) >= 0)
 	{
 		json_decref(params);
 		json_decref(labels);
-		return EXIT_USAGE;
+		return rc;
 	}
+	rc = 0;
 	ptext = json_dumps(params, JSON_COMPACT);
 	ltext = json_dumps(labels, JSON_COMPACT);
 	qp[0] = argv[cmd.first_arg];
@@ -144,7 +145,7 @@ cmd_run(int argc, char **argv, const char *conninfo)
 	json_decref(params);
 	json_decref(labels);
 	if (!res)
-		rc = ctl_report_error(&err, "run");
+		rc = db_fail("run", &err);
 	else
 	{
 		id = xstrdup(db_value(res, 0, 0));

@@ -25,7 +25,6 @@
  */
 #define _GNU_SOURCE
 #include "commands.h"
-#include "lib/ctl.h"
 
 #include <jansson.h>
 #include <stdio.h>
@@ -89,7 +88,7 @@ task_run(db_conn *db, const char *task, int *rc)
 	char	   *run = NULL;
 
 	if (!res)
-		*rc = ctl_report_error(&err, "logs");
+		*rc = db_fail("logs", &err);
 	else if (PQntuples(res) == 0 || !db_value(res, 0, 0))
 	{
 		fprintf(stderr, "pipelinectl logs: job task %s does not exist\n", task);
@@ -112,7 +111,7 @@ run_exists(db_conn *db, const char *run, int *rc)
 
 	if (!res)
 	{
-		*rc = ctl_report_error(&err, "logs");
+		*rc = db_fail("logs", &err);
 		return false;
 	}
 	found = PQntuples(res) > 0;
@@ -248,9 +247,11 @@ logs_run(const char *run_arg, const char *task_arg, bool json, const char *conni
 	int			rc = 0;
 	bool		events;
 
-	ctl_quiet_logs("logs");
-	if (!ctl_connect(&db, conninfo))
-		return EXIT_USAGE;
+	log_init("logs");
+	log_set_min_level(LOG_WARN);
+	if ((rc = db_open_checked(&db, conninfo, "logs")) >= 0)
+		return rc;
+	rc = 0;
 	if (task_arg)
 		run = task_run(&db, task_arg, &rc);
 	else if (run_exists(&db, run_arg, &rc))
@@ -271,7 +272,7 @@ logs_run(const char *run_arg, const char *task_arg, bool json, const char *conni
 		res = db_query(&db, runlog_sql_noevents, 2, qp, &err);
 	}
 	if (!res)
-		rc = ctl_report_error(&err, "logs");
+		rc = db_fail("logs", &err);
 	else if (json)
 		print_json(res, run);
 	else

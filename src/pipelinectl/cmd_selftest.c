@@ -182,10 +182,42 @@ test_labels_and_output(void)
 							   "{\"A\":\"again\",\"C\":\"with=equals\",\"D\":\"\",\"E_2\":\"\xef\xbf\xbd\","
 							   "\"last\":\"no newline\"}") == 0,
 			  "output envs (%d): %s", n, sb_str(&sb));
+		CHECK(runtime_env_reserved("PATH") && runtime_env_reserved("LD_PRELOAD") &&
+			  runtime_env_reserved("PGPASSWORD") && runtime_env_reserved("PIPELINE_OUTPUT") &&
+			  runtime_env_reserved("JOB_TASK_UPDATE_TOKEN") && runtime_env_reserved("BASH_FUNC_x%%") &&
+			  runtime_env_reserved("NODE_OPTIONS"), "reserved runtime env names");
+		CHECK(!runtime_env_reserved("VERSION") && !runtime_env_reserved("path") &&
+			  !runtime_env_reserved("PATHS") && !runtime_env_reserved("_LD_X"), "allowed runtime env names");
 		n = parse_output_envs("", 0, &sb);
 		CHECK(n == 0 && strcmp(sb_str(&sb), "{}") == 0, "empty output file");
 	}
 	sb_free(&sb);
+}
+
+static void
+test_mask(void)
+{
+	secrets sc;
+	strbuf out;
+	char *m;
+
+	secrets_init(&sc);
+	sb_init(&out);
+	secrets_add(&sc, "hunter2");
+	secrets_add(&sc, "hunter2-long");
+	secrets_add(&sc, "");
+	secrets_mask_stream(&sc, "pw=hunt", 7, false, &out);
+	CHECK(strcmp(sb_str(&out), "pw=") == 0, "a possible secret start is held back: %s", sb_str(&out));
+	secrets_mask_stream(&sc, "er2 and hunter2-long!\nhun", 25, false, &out);
+	CHECK(strcmp(sb_str(&out), "pw=****** and ******!\n") == 0, "split and longest match: %s", sb_str(&out));
+	secrets_mask_stream(&sc, "", 0, true, &out);
+	CHECK(strcmp(sb_str(&out), "pw=****** and ******!\nhun") == 0, "the end releases what was held: %s",
+		  sb_str(&out));
+	m = secrets_mask_string(&sc, "hunter2hunter2 hunter");
+	CHECK(strcmp(m, "************ hunter") == 0, "mask a string: %s", m);
+	free(m);
+	sb_free(&out);
+	secrets_free(&sc);
 }
 
 static void
@@ -273,6 +305,7 @@ cmd_selftest(int argc, char **argv, const char *conninfo)
 	test_json();
 	test_utf8();
 	test_labels_and_output();
+	test_mask();
 	test_hmac();
 	test_robots();
 	test_misc();
