@@ -61,6 +61,9 @@ _waits() { [[ $(task_field "$install" "coalesce(gate, '-')") == audit ]]; }
 ok "the deploy waits at its audit gate" wait_until 60 _waits
 pctl status "$dep"
 like "status says who must approve" "$OUT" "waiting for approval \\(audit gate\\) by: postgres, release-manager"
+wout=$(timeout 3 "$PIPELINECTL" watch "$dep" </dev/null 2>&1 || true)
+like "watch shows the gate's task, who must act and how" "$wout" \
+	"deploy/install \\[$install\\]  pending \\(waiting for approval by postgres, release-manager: pipelinectl approve $install\\)"
 pctl approve "$install" --comment "ship it"
 is "approve: exit 0" "$RC" 0
 pctl watch "$dep"
