@@ -147,6 +147,15 @@ vg apply_bad apply -f "$T_DIR/yaml"
 is "apply of a refused document: exit 1 under valgrind" "$VG_RC" 1
 is "apply of a refused document: valgrind reports nothing" "$(grep -v '^==[0-9]*== *$' "$T_DIR/vg-apply_bad.log" | head -n 40)" ""
 like "... and the refusal was printed" "$(cat "$T_DIR/apply_bad.err")" "b.yaml:5:"
+printf 'kind: job\nname: x\nlabels: [a, b\n\nx: 1\n' >"$T_DIR/syntax.yaml"
+vg lint_syntax lint --offline "$T_DIR/syntax.yaml"
+is "lint --offline of a YAML syntax error: exit 1 under valgrind" "$VG_RC" 1
+is "lint --offline of a YAML syntax error: valgrind reports nothing" "$(grep -v '^==[0-9]*== *$' "$T_DIR/vg-lint_syntax.log" | head -n 40)" ""
+printf 'kind: job\nname: &n x\ncommand: *n\nparams: [{name: A, default: !!str 1}]\n---\nkind: job\nname: y\ncommand: *n\n' >"$T_DIR/alias.yaml"
+vg lint_alias lint --offline "$T_DIR/alias.yaml"
+is "lint --offline of anchors, a tag and an alias to another document's anchor: exit 1 under valgrind" "$VG_RC" 1
+is "lint --offline of aliases: valgrind reports nothing" "$(grep -v '^==[0-9]*== *$' "$T_DIR/vg-lint_alias.log" | head -n 40)" ""
+like "an alias to an anchor of another document is refused" "$(cat "$T_DIR/lint_alias.err")" "alias.yaml:8:10: alias \\*n names no complete anchor"
 printf 'a: 1\na: 2\n' >"$T_DIR/dup.yaml"
 vg lint_offline lint --offline "$T_DIR/dup.yaml"
 is "lint --offline of a duplicate key: exit 1 under valgrind" "$VG_RC" 1
