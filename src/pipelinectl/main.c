@@ -67,7 +67,7 @@ usage(FILE *f)
 			"  status RUN [--json]\n"
 			"  cancel RUN [--reason R]      retry JOB_TASK      play JOB_TASK\n"
 			"  approve JOB_TASK [--comment C]      deny JOB_TASK --comment C\n"
-			"  runner [--name N] [--labels k=v,...] [--concurrency N] [--exit-when-idle]\n"
+			"  runner [--name N] [--labels k=v,...] [--concurrency N] [--job-user U] [--exit-when-idle]\n"
 			"  hookd  [--name N] [--concurrency N] [--exit-when-idle]\n"
 			"  watch  PIPELINE_TASK_ID\n"
 			"  logs   JOB_TASK_ID [--follow | --json]      logs --run RUN [--json]\n"
@@ -80,7 +80,10 @@ usage(FILE *f)
 			"  -V, --version           show the version\n"
 			"\n"
 			"Long-running commands log one line per event on stderr and stop cleanly on\n"
-			"SIGTERM or SIGINT.\n");
+			"SIGTERM or SIGINT.\n"
+			"\n"
+			"Exit status: 0 done; 1 the run or task reported on did not succeed; 2 a usage,\n"
+			"connection, privilege or setup error (the message says what to do).\n");
 }
 
 int

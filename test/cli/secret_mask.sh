@@ -5,7 +5,7 @@
 # and an output flush, fall between the halves), and last (so it is in the output tail), then
 # fails.  With a real runner and a real hookd sending every event of the run to a receiver:
 # the value is nowhere in job_task_log, detail (output_tail), the task's and the run's
-# message, the events' payloads, the hook deliveries (rows and the bodies received), or the
+# message, its runtime envs (it copies the value into LEAK=...), the events' payloads, the hook deliveries (rows and the bodies received), or the
 # runner's and hookd's stderr; the output shows ****** where it was.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -20,6 +20,7 @@ echo "$SECRET" >&2
 half=${SECRET%??????????????}
 printf "split:%s" "$half"; sleep 0.7; printf "%s:end\n" "${SECRET#"$half"}"
 echo "update token: $JOB_TASK_UPDATE_TOKEN"
+echo "LEAK=copy of $SECRET" >> "$PIPELINE_OUTPUT"
 echo "last: $SECRET"
 exit 3')
 define_pipeline '{"name": "'$T_ID'",
@@ -51,6 +52,7 @@ is "detail (output_tail): no secret" \
 like "... the tail shows the mask" "$(task_field "$t" "detail->>'output_tail'")" "last: \*\*\*\*\*\*"
 is "messages (task, run): no secret" \
 	"$(q "SELECT count(*) FROM pipeline.job_task WHERE pipeline_task_id = :'r' AND strpos(coalesce(message, ''), :'s') > 0" "r=$run" "s=$SECRET")$(q "SELECT count(*) FROM pipeline.pipeline_task WHERE id = :'r' AND strpos(coalesce(message, ''), :'s') > 0" "r=$run" "s=$SECRET")" 00
+is "runtime envs: the value copied into one (LEAK) is masked" "$(task_field "$t" "runtime_envs->>'LEAK'")" "copy of ******"
 is "events' payloads: no secret" \
 	"$(q "SELECT count(*) FROM pipeline.event WHERE pipeline_task_id = :'r' AND strpos(payload::text, :'s') > 0" "r=$run" "s=$SECRET")" 0
 is "hook deliveries (target, response, results): no secret" \

@@ -4,7 +4,9 @@
  * The secrets of a task are the values of its params declared "sensitive"
  * (the claimed job's "params" declarations, the values as the command's
  * environment gets them) and its update token (JOB_TASK_UPDATE_TOKEN).
- * Every occurrence in the output is replaced by "******" before the output is
+ * Every occurrence in the output, and in the values of the runtime envs the
+ * command reports (which would otherwise carry a secret, under a name nobody
+ * declared sensitive, to later jobs and every view), is replaced by "******" before the output is
  * kept as the tail, stored with append_job_task_log or logged - also when a
  * value is split between two reads: the end of a read that could be the start
  * of a secret is held back (at most the longest secret less one byte) until
@@ -179,5 +181,41 @@ secrets_mask_string(const secrets *s, const char *text)
 
 	sb_init(&out);
 	mask_into(s, text, strlen(text), false, &out);
+	return sb_steal(&out);
+}
+
+char *
+secrets_mask_envs(const secrets *s, const char *envs_json)
+{
+	json_t *envs;
+	const char *key;
+	json_t *value;
+	strbuf out;
+	bool first = true;
+
+	if (s->n == 0)
+		return xstrdup(envs_json);
+	envs = pj_parse(envs_json, strlen(envs_json), NULL, 0);
+	if (!json_is_object(envs))
+	{
+		json_decref(envs);
+		return xstrdup(envs_json);
+	}
+	sb_init(&out);
+	sb_putc(&out, '{');
+	json_object_foreach(envs, key, value)
+	{
+		char *masked = secrets_mask_string(s, json_is_string(value) ? json_string_value(value) : "");
+
+		if (!first)
+			sb_putc(&out, ',');
+		first = false;
+		json_write_cstr(&out, key);
+		sb_putc(&out, ':');
+		json_write_cstr(&out, masked);
+		free(masked);
+	}
+	sb_putc(&out, '}');
+	json_decref(envs);
 	return sb_steal(&out);
 }

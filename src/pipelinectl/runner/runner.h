@@ -69,6 +69,8 @@ void secrets_from_job(secrets *s, const json_t *job, const json_t *params_env, c
 void secrets_mask_stream(secrets *s, const char *text, size_t len, bool final, strbuf *out);
 /* a masked copy of a string (caller frees) */
 char *secrets_mask_string(const secrets *s, const char *text);
+/* a copy of a runtime envs object (of strings) with its values masked (caller frees) */
+char *secrets_mask_envs(const secrets *s, const char *envs_json);
 
 /* ------------------------------------------------------------------ task */
 

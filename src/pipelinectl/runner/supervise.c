@@ -127,7 +127,8 @@ kill_left(pid_t shell)
 	{
 		proc_stat st;
 
-		if (proc_read_stat(left[i], &st) && st.pgid > 1 && st.pgid != getpgrp())
+		/* a group it leads (setsid) goes with it; never a group it merely joined */
+		if (proc_read_stat(left[i], &st) && st.pgid == left[i])
 			kill(-st.pgid, SIGKILL);
 		kill(left[i], SIGKILL);
 	}
