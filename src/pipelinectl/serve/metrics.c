@@ -83,8 +83,26 @@ num_or_zero(const PGresult *res, int row, int col)
 	return PQgetisnull(res, row, col) ? "0" : PQgetvalue(res, row, col);
 }
 
+static bool write_metrics_tx(PGconn *c, strbuf *sb, char **err);
+
 static bool
 write_metrics(PGconn *c, strbuf *sb, char **err)
+{
+	PGresult *st;
+	bool ok;
+
+	/* one snapshot and one now() for every number */
+	if (!(st = qc(c, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", 0, NULL, err, NULL)))
+		return false;
+	PQclear(st);
+	ok = write_metrics_tx(c, sb, err);
+	st = PQexec(c, ok ? "COMMIT" : "ROLLBACK");
+	PQclear(st);
+	return ok;
+}
+
+static bool
+write_metrics_tx(PGconn *c, strbuf *sb, char **err)
 {
 	PGresult *st, *w, *h;
 

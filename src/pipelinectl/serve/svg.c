@@ -119,6 +119,12 @@ svg_graph(strbuf *sb, const PGresult *tasks)
 		sb_printf(sb, "</text><text x=\"%d\" y=\"%d\" font-size=\"11\" fill=\"#24292f\">", x + 8,
 				  y + 28);
 		html_esc(sb, stage);
+		if (!PQgetisnull(tasks, i, 10))
+		{
+			sb_puts(sb, " · ");
+			html_esc(sb, PQgetvalue(tasks, i, 10));
+			sb_puts(sb, " gate");
+		}
 		sb_puts(sb, "</text></g></a>\n");
 	}
 	if (n == 0)
