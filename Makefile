@@ -65,6 +65,8 @@ CTL_OBJS = \
 	src/pipelinectl/serve/metrics.o \
 	src/pipelinectl/runner/loop.o \
 	src/pipelinectl/runner/spawn.o \
+	src/pipelinectl/runner/supervise.o \
+	src/pipelinectl/runner/workdir.o \
 	src/pipelinectl/runner/env.o \
 	src/pipelinectl/runner/logship.o \
 	src/pipelinectl/runner/report.o \
@@ -81,7 +83,8 @@ CTL_OBJS = \
 	src/pipelinectl/lib/json.o \
 	src/pipelinectl/lib/opts.o \
 	src/pipelinectl/lib/out.o \
-	src/pipelinectl/lib/sign.o
+	src/pipelinectl/lib/sign.o \
+	src/pipelinectl/lib/proc.o
 CTL_HDRS = $(wildcard src/pipelinectl/*.h src/pipelinectl/*/*.h)
 EXTRA_CLEAN = pipelinectl $(CTL_OBJS)
 

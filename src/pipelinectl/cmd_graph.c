@@ -58,20 +58,17 @@ cmd_graph(int argc, char **argv, const char *conninfo)
 	log_init("graph");
 	log_set_min_level(LOG_WARN);
 	db_init(&db, cmd.conninfo, NULL);
-	if (!db_connect(&db, &err))
+	if ((rc = db_connect_checked(&db, "graph")) >= 0)
 	{
-		fprintf(stderr, "pipelinectl graph: cannot connect to the database: %s\n", err.message);
 		db_close(&db);
-		return EXIT_USAGE;
+		return rc;
 	}
+	rc = 0;
 	params[0] = idstr;
 	params[1] = format;
 	res = db_query(&db, "SELECT pipeline.graph($1::bigint, $2::text)", 2, params, &err);
 	if (!res)
-	{
-		fprintf(stderr, "pipelinectl graph: %s\n", err.message);
-		rc = 1;
-	}
+		rc = db_fail("graph", &err);
 	else
 	{
 		const char *g = PQntuples(res) > 0 ? db_value(res, 0, 0) : NULL;

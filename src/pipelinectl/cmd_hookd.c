@@ -78,7 +78,28 @@ hookd_loop(hookd *h)
 			}
 		}
 
-		if (db_ensure(&h->db, now) && h->db.notifications != h->seen_notifications)
+		if (db_ensure(&h->db, now) && !h->setup_checked)
+		{
+			static const char *const needs[] = {
+				"pipeline.claim_hook_deliveries(text,int,interval)",
+				"pipeline.complete_hook_delivery(bigint,boolean,int,text,int)", NULL
+			};
+			char msg[1024];
+			setup_result sr = db_check_setup(&h->db, needs, msg, sizeof(msg));
+
+			if (sr == SETUP_BAD)
+			{
+				log_error("%s", msg);
+				return EXIT_USAGE;
+			}
+			h->setup_checked = (sr == SETUP_OK);
+		}
+		if (h->db.fatal)
+		{
+			log_error("%s", h->db.fatal_msg);
+			return EXIT_USAGE;
+		}
+		if (db_connected(&h->db) && h->db.notifications != h->seen_notifications)
 		{
 			double soon = h->last_claim + 0.2;
 
@@ -94,7 +115,8 @@ hookd_loop(hookd *h)
 		reap_done(h);
 
 		now = mono_now();
-		if (!h->stopping && db_connected(&h->db) && now >= h->next_claim && h->sending < h->concurrency)
+		if (!h->stopping && db_connected(&h->db) && h->setup_checked && now >= h->next_claim &&
+			h->sending < h->concurrency)
 			claim_deliveries(h, now);
 
 		mc = curl_multi_perform(h->multi, &running);
@@ -113,8 +135,20 @@ hookd_loop(hookd *h)
 
 		if (h->stopping && !anything_pending(h))
 		{
+			if (!db_connected(&h->db))
+			{
+				/* not "healthy": a supervisor must see that it never got to work */
+				log_error("stopped without a database connection");
+				return EXIT_USAGE;
+			}
 			log_info("stopped");
 			return 0;
+		}
+		if (h->exit_when_idle && db_down_for(&h->db, now) >= h->retry_for && h->sending == 0)
+		{
+			log_error("no database connection for %.0f s; giving up (--exit-when-idle, --retry-for %.0f)",
+					  db_down_for(&h->db, now), h->retry_for);
+			return EXIT_USAGE;
 		}
 		if (h->exit_when_idle && h->idle_after_claim && !anything_pending(h))
 		{
@@ -173,6 +207,8 @@ hookd_usage(FILE *f)
 			"      --lease S             a claimed delivery is ours for S seconds; if we die, it is\n"
 			"                            claimed again after that (default: 60, at least 20)\n"
 			"      --exit-when-idle      exit once nothing is due and nothing is in flight\n"
+			"      --retry-for S         with --exit-when-idle: give up (exit 2) after S seconds\n"
+			"                            without a database connection (default: 30)\n"
 			"  -d, --dbname CONNINFO     database connection string (default: PG* environment)\n"
 			"  -v, --verbose             debug logging\n"
 			"  -h, --help                show this help\n"
@@ -181,7 +217,11 @@ hookd_usage(FILE *f)
 			"and, with a secret, X-Pipeline-Signature: sha256=<hex HMAC-SHA256 of the body>\n"
 			"(check one with: pipelinectl sign SECRET < body).  A target's \"robot\" key\n"
 			"(feishu, dingtalk, wecom, generic) overrides the format chosen from its URL.\n"
-			"SIGTERM/SIGINT: finish the sends in flight, record them and exit.\n");
+			"SIGTERM/SIGINT: finish the sends in flight, record them and exit.\n"
+			"\n"
+			"Exit status: 0 stopped or idle; 2 usage or setup error (the extension missing, a\n"
+			"grant missing, the role or password refused), or stopped or given up without a\n"
+			"database connection.\n");
 }
 
 
@@ -197,6 +237,7 @@ cmd_hookd(int argc, char **argv, const char *conninfo)
 	memset(&h, 0, sizeof(h));
 	h.concurrency = 4;
 	h.poll_interval = 2.0;
+	h.retry_for = 30.0;
 	h.lease = 60;
 	{
 		/* the lease: longer than a send can take (15 s), or a slow send could go out twice */
@@ -206,6 +247,7 @@ cmd_hookd(int argc, char **argv, const char *conninfo)
 			{"poll-interval", 0, OPT_SECONDS, &h.poll_interval, 0.05, 86400, NULL},
 			{"lease", 0, OPT_INT, &h.lease, 20, 86400, "an integer number of seconds from 20 to 86400"},
 			{"exit-when-idle", 0, OPT_FLAG, &h.exit_when_idle, 0, 0, NULL},
+			{"retry-for", 0, OPT_SECONDS, &h.retry_for, 1, 86400, NULL},
 			{"verbose", 'v', OPT_FLAG, &verbose, 0, 0, NULL},
 			{NULL, 0, 0, NULL, 0, 0, NULL}
 		};

@@ -113,17 +113,17 @@ cmd_logs(int argc, char **argv, const char *conninfo)
 	log_init("logs");
 	log_set_min_level(LOG_WARN);
 	db_init(&db, cmd.conninfo, follow ? "pipeline_events" : NULL);
-	if (!db_connect(&db, &err))
+	if ((rc = db_connect_checked(&db, "logs")) >= 0)
 	{
-		fprintf(stderr, "pipelinectl logs: cannot connect to the database: %s\n", err.message);
 		db_close(&db);
-		return EXIT_USAGE;
+		return rc;
 	}
+	rc = 0;
 	if (!read_stage(&db, idstr, &stage, &err))
 	{
-		fprintf(stderr, "pipelinectl logs: %s\n", err.message);
+		rc = db_fail("logs", &err);
 		db_close(&db);
-		return 1;
+		return rc;
 	}
 	if (!stage)
 	{
@@ -134,10 +134,7 @@ cmd_logs(int argc, char **argv, const char *conninfo)
 	if (!follow)
 	{
 		if (!print_chunks(&db, idstr, &last, &err))
-		{
-			fprintf(stderr, "pipelinectl logs: %s\n", err.message);
-			rc = 1;
-		}
+			rc = db_fail("logs", &err);
 		free(stage);
 		db_close(&db);
 		return rc;
@@ -175,8 +172,7 @@ cmd_logs(int argc, char **argv, const char *conninfo)
 				{
 					if (!db_error_transient(&err))
 					{
-						fprintf(stderr, "pipelinectl logs: %s\n", err.message);
-						rc = 1;
+						rc = db_fail("logs", &err);
 						break;
 					}
 				}

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 static void
@@ -26,16 +27,25 @@ runner_usage(FILE *f)
 			"  -c, --concurrency N       run up to N tasks at once (default: 1)\n"
 			"      --poll-interval S     claim at least every S seconds (default: 2)\n"
 			"      --heartbeat S         heartbeat every S seconds (default: 10)\n"
+			"      --job-user USER       run commands as this OS user (the runner must be root)\n"
+			"      --work-dir DIR        make work directories in DIR (default: $TMPDIR or /tmp)\n"
 			"      --exit-when-idle      exit once nothing runs and nothing can be claimed\n"
+			"      --retry-for S         with --exit-when-idle: give up (exit 2) after S seconds\n"
+			"                            without a database connection (default: 30)\n"
 			"  -d, --dbname CONNINFO     database connection string (default: PG* environment)\n"
 			"  -v, --verbose             debug logging\n"
 			"  -h, --help                show this help\n"
 			"\n"
-			"Each command runs as /bin/sh -c in a fresh directory under $TMPDIR (removed\n"
-			"afterwards), with the task's params in the environment and PIPELINE_OUTPUT\n"
-			"naming a file where NAME=value lines become the task's runtime envs.\n"
+			"Each command runs as /bin/sh -c in a fresh directory under the work directory\n"
+			"(removed afterwards), with the task's params in the environment (the runner's\n"
+			"PG* settings left out) and PIPELINE_OUTPUT naming a file where NAME=value lines\n"
+			"become the task's runtime envs.\n"
 			"SIGTERM/SIGINT: claim nothing more and let running commands finish; a second\n"
-			"signal stops them (reported failed), a third kills them and exits.\n");
+			"signal stops them (reported failed), a third kills them and exits.\n"
+			"\n"
+			"Exit status: 0 stopped or idle; 1 killed by a third signal; 2 usage or setup\n"
+			"error (the extension missing, a grant missing, the role or password refused),\n"
+			"or stopped or given up without a database connection.\n");
 }
 
 int
@@ -46,6 +56,8 @@ cmd_runner(int argc, char **argv, const char *conninfo)
 	char err[256];
 	const char *labels_spec = "";
 	const char *name = NULL;
+	const char *job_user_spec = NULL;
+	const char *work_root = NULL;
 	bool verbose = false;
 	opt_cmd cmd = {"runner", runner_usage, conninfo, 0};
 	int rc;
@@ -53,6 +65,7 @@ cmd_runner(int argc, char **argv, const char *conninfo)
 	memset(&r, 0, sizeof(r));
 	r.concurrency = 1;
 	r.poll_interval = 2.0;
+	r.retry_for = 30.0;
 	r.heartbeat = 10.0;
 	{
 		const opt_spec specs[] = {
@@ -62,6 +75,9 @@ cmd_runner(int argc, char **argv, const char *conninfo)
 			{"poll-interval", 0, OPT_SECONDS, &r.poll_interval, 0.05, 86400, NULL},
 			{"heartbeat", 0, OPT_SECONDS, &r.heartbeat, 0.1, 86400, NULL},
 			{"exit-when-idle", 0, OPT_FLAG, &r.exit_when_idle, 0, 0, NULL},
+			{"retry-for", 0, OPT_SECONDS, &r.retry_for, 1, 86400, NULL},
+			{"job-user", 0, OPT_STRING, &job_user_spec, 0, 0, NULL},
+			{"work-dir", 0, OPT_STRING, &work_root, 0, 0, NULL},
 			{"verbose", 'v', OPT_FLAG, &verbose, 0, 0, NULL},
 			{NULL, 0, 0, NULL, 0, 0, NULL}
 		};
@@ -73,12 +89,25 @@ cmd_runner(int argc, char **argv, const char *conninfo)
 		return usage_error(&cmd, "unexpected argument \"%s\"", argv[cmd.first_arg]);
 	if (name && !*name)
 		return usage_error(&cmd, "--name must not be empty");
+	if (work_root && *work_root != '/')
+		return usage_error(&cmd, "--work-dir must be an absolute path");
+	if (job_user_spec)
+	{
+		if (geteuid() != 0)
+			return usage_error(&cmd, "--job-user needs the runner to run as root (it switches to that user for each command)");
+		if (!job_user_lookup(job_user_spec, &r.ju, err, sizeof(err)))
+			return usage_error(&cmd, "--job-user: %s", err);
+	}
 	sb_init(&labels);
 	if (!labels_to_json(labels_spec, &labels, err, sizeof(err)))
 	{
 		sb_free(&labels);
+		job_user_free(&r.ju);
 		return usage_error(&cmd, "--labels: %s", err);
 	}
+	if (!work_root)
+		work_root = getenv("TMPDIR") && *getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+	r.work_root = xstrdup(work_root);
 	log_set_verbose(verbose);
 	if (name)
 		r.name = xstrdup(name);
@@ -99,9 +128,18 @@ cmd_runner(int argc, char **argv, const char *conninfo)
 		log_error("cannot set up signal handling: %s", strerror(errno));
 		free(r.name);
 		free(r.labels_json);
+		free(r.work_root);
+		job_user_free(&r.ju);
 		return 1;
 	}
+	/* what a runner that died left in the work directory: its commands, its directories */
+	workdir_cleanup_dead(&r);
 	db_init(&r.db, cmd.conninfo, "pipeline_events");
+	/* the conninfo may hold a password: not in /proc/PID/cmdline for a job to read */
+	if (cmd.conninfo)
+		memset((char *) cmd.conninfo, '*', strlen(cmd.conninfo));
+	/* nor the runner's memory and environment for a job of the same user (execve resets it) */
+	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 	log_info("runner \"%s\" starting: labels %s, concurrency %d, poll every %.1f s, heartbeat every %.1f s",
 			 r.name, r.labels_json, r.concurrency, r.poll_interval, r.heartbeat);
 

@@ -553,12 +553,12 @@ cmd_watch(int argc, char **argv, const char *conninfo)
 	w.first_draw = true;
 
 	db_init(&w.db, cmd.conninfo, "pipeline_events");
-	if (!db_connect(&w.db, &err))
+	if ((rc = db_connect_checked(&w.db, "watch")) >= 0)
 	{
-		fprintf(stderr, "pipelinectl watch: cannot connect to the database: %s\n", err.message);
 		db_close(&w.db);
-		return EXIT_USAGE;
+		return rc;
 	}
+	rc = 1;
 	signals_install(false, w.tty, false);
 
 	for (;;)
@@ -587,8 +587,7 @@ cmd_watch(int argc, char **argv, const char *conninfo)
 			{
 				if (!db_error_transient(&err))
 				{
-					fprintf(stderr, "pipelinectl watch: %s\n", err.message);
-					rc = 1;
+					rc = db_fail("watch", &err);
 					break;
 				}
 			}

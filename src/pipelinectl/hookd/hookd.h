@@ -79,6 +79,8 @@ typedef struct hookd
 	char *name;
 	int concurrency;
 	bool exit_when_idle;
+	double retry_for;			/* --exit-when-idle: give up after this long without the database */
+	bool setup_checked;			/* the extension and the grants were checked */
 	double poll_interval;
 	int lease;					/* seconds a claimed delivery is ours */
 	db_conn db;

@@ -1,13 +1,18 @@
 /*
  * runner/env.c: the job's environment, in and out.
  *
- * In: the runner's own environment, less what the task's params and
- * PIPELINE_OUTPUT override, plus one variable per param (the claim returns
+ * In: the runner's own environment, less its database settings (every PG*
+ * variable: host, port, user, password, passfile, service, SSL files ... -
+ * a job must not reach the database as the runner), less what the task's
+ * params and PIPELINE_OUTPUT override, plus one variable per param (the claim returns
  * each param's value as the text the variable gets: strings as they are,
  * numbers as the server wrote them, true / false; objects and arrays as
- * compact JSON).
+ * compact JSON).  With --job-user, HOME, USER and LOGNAME are the job user's.
  * Out: the NAME=value lines a command wrote to $PIPELINE_OUTPUT, as the
- * jsonb object of runtime envs reported with the final stage.
+ * jsonb object of runtime envs reported with the final stage - unless it sets
+ * a reserved name (PATH, LD_*, PG*, PIPELINE_*, ...: runtime envs reach every
+ * later job of the run, so such a name would let one job poison the commands
+ * of the next, which may hold secrets); then the task fails instead.
  * Also --labels parsing (k=v,... as a JSON object).
  *
  * Locking: none.
@@ -16,6 +21,8 @@
 #include "runner.h"
 
 #include <errno.h>
+#include <grp.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -157,8 +164,22 @@ parse_output_envs(const char *text, size_t len, strbuf *out)
 }
 
 
+/* a variable of the runner's environment a job does not get */
+static bool
+runner_only(const char *name, size_t len, const job_user *ju)
+{
+	if (len >= 2 && name[0] == 'P' && name[1] == 'G')
+		return true;			/* libpq's settings: PGHOST, PGPASSWORD, PGPASSFILE, PGSSL*, ... */
+	if (len == strlen("PIPELINE_OUTPUT") && memcmp(name, "PIPELINE_OUTPUT", len) == 0)
+		return true;
+	if (ju->set && ((len == 4 && memcmp(name, "HOME", 4) == 0) || (len == 4 && memcmp(name, "USER", 4) == 0) ||
+					(len == 7 && memcmp(name, "LOGNAME", 7) == 0)))
+		return true;
+	return false;
+}
+
 char **
-build_env(task *t)
+build_env(task *t, const job_user *ju)
 {
 	size_t n = 0, cap;
 	char **envp;
@@ -168,7 +189,7 @@ build_env(task *t)
 
 	for (char **e = environ; e && *e; e++)
 		n++;
-	cap = n + nparams + 2;
+	cap = n + nparams + 5;
 	envp = xcalloc(cap, sizeof(char *));
 	n = 0;
 
@@ -177,7 +198,7 @@ build_env(task *t)
 	{
 		const char *eq = strchr(*e, '=');
 		size_t kl = eq ? (size_t) (eq - *e) : strlen(*e);
-		bool overridden = (kl == strlen("PIPELINE_OUTPUT") && memcmp(*e, "PIPELINE_OUTPUT", kl) == 0);
+		bool overridden = runner_only(*e, kl, ju);
 
 		if (!overridden && nparams)
 		{
@@ -203,6 +224,15 @@ build_env(task *t)
 			envp[n++] = xasprintf("%s=%s", key, sb_str(&val));	/* cut at a NUL */
 			sb_free(&val);
 		}
+	}
+	if (ju->set)
+	{
+		if (!json_object_get(t->params, "HOME"))
+			envp[n++] = xasprintf("HOME=%s", ju->home);
+		if (!json_object_get(t->params, "USER"))
+			envp[n++] = xasprintf("USER=%s", ju->name);
+		if (!json_object_get(t->params, "LOGNAME"))
+			envp[n++] = xasprintf("LOGNAME=%s", ju->name);
 	}
 	envp[n++] = xasprintf("PIPELINE_OUTPUT=%s", t->outfile);
 	envp[n] = NULL;
@@ -241,4 +271,101 @@ read_output_envs(task *t)
 	else if (errno != ENOENT)
 		log_warn("job task %s: cannot read PIPELINE_OUTPUT: %s", t->idstr, strerror(errno));
 	return envs;
+}
+
+bool
+job_user_lookup(const char *spec, job_user *ju, char *err, size_t errlen)
+{
+	struct passwd *pw;
+	int64_t uid;
+	int n = 16;
+
+	memset(ju, 0, sizeof(*ju));
+	errno = 0;
+	pw = parse_int64(spec, &uid) ? getpwuid((uid_t) uid) : getpwnam(spec);
+	if (!pw)
+	{
+		snprintf(err, errlen, "no such user \"%s\"%s%s", spec, errno ? ": " : "", errno ? strerror(errno) : "");
+		return false;
+	}
+	if (pw->pw_uid == 0)
+	{
+		snprintf(err, errlen, "\"%s\" is root: jobs would not be isolated", spec);
+		return false;
+	}
+	ju->set = true;
+	ju->uid = pw->pw_uid;
+	ju->gid = pw->pw_gid;
+	ju->name = xstrdup(pw->pw_name);
+	ju->home = xstrdup(pw->pw_dir && *pw->pw_dir ? pw->pw_dir : "/");
+	/* the supplementary groups now: initgroups() is not for a forked child */
+	for (;;)
+	{
+		ju->groups = xrealloc(ju->groups, (size_t) n * sizeof(gid_t));
+		if (getgrouplist(ju->name, ju->gid, ju->groups, &n) >= 0)
+			break;
+		if (n > 65536)
+		{
+			snprintf(err, errlen, "user \"%s\" is in too many groups", spec);
+			job_user_free(ju);
+			return false;
+		}
+		n *= 2;
+	}
+	ju->ngroups = n;
+	return true;
+}
+
+void
+job_user_free(job_user *ju)
+{
+	free(ju->name);
+	free(ju->home);
+	free(ju->groups);
+	memset(ju, 0, sizeof(*ju));
+}
+
+/*
+ * Names a job may not set as runtime envs (the same list as the engine's
+ * pipeline.runtime_env_name_allowed(); README, Params): what changes which
+ * program runs or what it loads, the shell's own variables, libpq's settings
+ * and the names of the pipeline itself.
+ */
+static const char *const reserved_exact[] = {
+	"PATH", "HOME", "SHELL", "IFS", "ENV", "BASH_ENV", "CDPATH", "PS4", "PWD", "OLDPWD", "TMPDIR",
+	"GCONV_PATH", "PYTHONPATH", "PYTHONSTARTUP", "PERL5LIB", "PERL5OPT", "RUBYOPT", "NODE_OPTIONS",
+};
+static const char *const reserved_prefix[] = {"LD_", "DYLD_", "PG", "PIPELINE_", "JOB_TASK_", "BASH_FUNC_"};
+
+bool
+runtime_env_reserved(const char *name)
+{
+	for (size_t i = 0; i < ARRAY_LEN(reserved_exact); i++)
+		if (strcmp(name, reserved_exact[i]) == 0)
+			return true;
+	for (size_t i = 0; i < ARRAY_LEN(reserved_prefix); i++)
+		if (strncmp(name, reserved_prefix[i], strlen(reserved_prefix[i])) == 0)
+			return true;
+	return false;
+}
+
+char *
+reserved_env_in(const char *envs_json)
+{
+	json_t *envs = pj_parse(envs_json, strlen(envs_json), NULL, 0);
+	const char *key;
+	json_t *value;
+	char *found = NULL;
+
+	if (json_is_object(envs))
+		json_object_foreach(envs, key, value)
+		{
+			if (runtime_env_reserved(key))
+			{
+				found = xstrdup(key);
+				break;
+			}
+		}
+	json_decref(envs);
+	return found;
 }

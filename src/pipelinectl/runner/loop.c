@@ -32,13 +32,8 @@ task_free(task *t)
 {
 	if (t->out_fd >= 0)
 		close(t->out_fd);
-	if (t->pid > 0 && !t->child_exited)
-	{
-		kill(-t->pid, SIGKILL);
-		waitpid(t->pid, NULL, 0);
-	}
-	if (t->basedir)
-		rmtree(t->basedir);
+	kill_and_wait(t);
+	workdir_remove(t);
 	free(t->token);
 	free(t->kind);
 	free(t->command);
@@ -188,6 +183,7 @@ task_from_row(runner *r, PGresult *res, int row)
 		parse_int64(pt, &t->pipeline_task_id);
 	t->dry_run = dry && (dry[0] == 't' || dry[0] == 'T');
 	t->out_fd = -1;
+	t->lock_fd = -1;
 	t->pid = -1;
 	t->state = TS_ACTIVATE;
 	retry_init(&t->retry, MAX_TRIES);
@@ -444,6 +440,15 @@ handle_signals(runner *r, double now)
 	}
 }
 
+static bool
+commands_running(runner *r)
+{
+	for (task *t = r->tasks; t; t = t->next)
+		if (t->state == TS_RUNNING)
+			return true;
+	return false;
+}
+
 int
 runner_run(runner *r)
 {
@@ -472,7 +477,33 @@ runner_run(runner *r)
 		handle_signals(r, now);
 		reap_children(r, now);
 
-		if (db_ensure(&r->db, now))
+		if (db_ensure(&r->db, now) && !r->setup_checked)
+		{
+			static const char *const needs[] = {"pipeline.claim_job_tasks(text,int,jsonb)", NULL};
+			char msg[1024];
+
+			switch (db_check_setup(&r->db, needs, msg, sizeof(msg)))
+			{
+				case SETUP_OK:
+					r->setup_checked = true;
+					break;
+				case SETUP_RETRY:
+					break;
+				case SETUP_BAD:
+					log_error("%s", msg);
+					rc = EXIT_USAGE;
+					break;
+			}
+			if (rc == EXIT_USAGE)
+				break;
+		}
+		if (r->db.fatal)
+		{
+			log_error("%s", r->db.fatal_msg);
+			rc = EXIT_USAGE;
+			break;
+		}
+		if (db_connected(&r->db) && r->setup_checked)
 		{
 			if (r->db.notifications != r->seen_notifications)
 			{
@@ -500,7 +531,8 @@ runner_run(runner *r)
 		step_tasks(r, now);
 
 		now = mono_now();
-		if (!r->stopping && db_connected(&r->db) && now >= r->next_claim && r->ntasks < r->concurrency)
+		if (!r->stopping && db_connected(&r->db) && r->setup_checked && now >= r->next_claim &&
+			r->ntasks < r->concurrency)
 		{
 			claim(r, now);
 			step_tasks(r, now);	/* start what was claimed at once */
@@ -508,7 +540,21 @@ runner_run(runner *r)
 
 		if (r->stopping && r->ntasks == 0)
 		{
-			log_info("stopped");
+			if (!db_connected(&r->db))
+			{
+				/* not "healthy": a supervisor must see that it never got to work */
+				log_error("stopped without a database connection");
+				rc = EXIT_USAGE;
+			}
+			else
+				log_info("stopped");
+			break;
+		}
+		if (r->exit_when_idle && db_down_for(&r->db, now) >= r->retry_for && !commands_running(r))
+		{
+			log_error("no database connection for %.0f s; giving up (--exit-when-idle, --retry-for %.0f)",
+					  db_down_for(&r->db, now), r->retry_for);
+			rc = EXIT_USAGE;
 			break;
 		}
 		if (r->exit_when_idle && r->ntasks == 0 && r->idle_after_claim)
@@ -572,4 +618,6 @@ runner_free(runner *r)
 	db_close(&r->db);
 	free(r->name);
 	free(r->labels_json);
+	free(r->work_root);
+	job_user_free(&r->ju);
 }

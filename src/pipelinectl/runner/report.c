@@ -24,8 +24,9 @@
 void
 finalize(task *t)
 {
-	char msg[128];
+	char msg[256];
 	char *envs;
+	char *reserved = NULL;
 	const char *stage;
 
 	if (t->out_fd >= 0)
@@ -41,19 +42,19 @@ finalize(task *t)
 	}
 	output_feed(t, "", 0, true);	/* a cut character at the very end */
 	envs = read_output_envs(t);
-
-	if (t->basedir)
+	if (envs && (reserved = reserved_env_in(envs)) != NULL)
 	{
-		if (rmtree(t->basedir) != 0)
-			log_warn("job task %s: cannot remove work directory %s completely: %s", t->idstr,
-					 t->basedir, strerror(errno));
-		free(t->basedir);
-		t->basedir = NULL;
+		/* not reported: a later job (maybe holding secrets) would run with it */
+		free(envs);
+		envs = NULL;
 	}
+
+	workdir_remove(t);
 
 	if (t->stop == STOP_LOST)
 	{
 		free(envs);
+		free(reserved);
 		log_info("job task %s: command stopped; nothing reported (the task is no longer ours)", t->idstr);
 		t->state = TS_DONE;
 		return;
@@ -73,6 +74,14 @@ finalize(task *t)
 	{
 		stage = "failed";
 		snprintf(msg, sizeof(msg), "runner stopped");
+	}
+	else if (reserved)
+	{
+		char *name = short_text(reserved, 64);
+
+		stage = "failed";
+		snprintf(msg, sizeof(msg), "runtime env \"%s\" may not be set by a job (reserved name)", name);
+		free(name);
 	}
 	else if (WIFEXITED(t->wstatus) && WEXITSTATUS(t->wstatus) == 0)
 	{
@@ -96,6 +105,7 @@ finalize(task *t)
 	}
 	log_info("job task %s: command ended after %.1f s: %s%s%s%s", t->idstr, t->exit_time - t->started,
 			 stage, msg[0] ? " (" : "", msg, msg[0] ? ")" : "");
+	free(reserved);
 	set_final(t, stage, msg[0] ? msg : NULL, build_detail(t), envs);
 }
 

@@ -17,7 +17,9 @@
  *
  * Modules:
  *   loop.c     claims, LISTEN wake-ups, cancel checks, the event loop, signals
- *   spawn.c    work directories, fork/exec in a process group, stop and reap
+ *   spawn.c    starting, stopping (SIGTERM, then SIGKILL) and reaping a command
+ *   supervise.c  the per-command supervisor: subreaper, kills all a command left
+ *   workdir.c  work directories with a lock file; start-up clean-up of a dead runner's
  *   env.c      the job's environment in (params) and out (PIPELINE_OUTPUT)
  *   logship.c  output: UTF-8 repair, the tail, batches to append_job_task_log
  *   report.c   'active', heartbeats and the final report, under one retry policy
@@ -70,6 +72,7 @@ typedef struct task
 	int out_fd;
 	char carry[4];
 	size_t carry_len;
+	int lock_fd;				/* flock held while the task is ours (workdir.c) */
 	char *basedir;
 	char *workdir;
 	char *outfile;
@@ -97,14 +100,30 @@ typedef struct task
 	bool minimal_report;		/* retrying without detail and runtime envs */
 } task;
 
+/* --job-user: the OS user commands run as (the runner is then root) */
+typedef struct job_user
+{
+	bool set;
+	uid_t uid;
+	gid_t gid;
+	char *name;
+	char *home;
+	gid_t *groups;				/* supplementary groups */
+	int ngroups;
+} job_user;
+
 typedef struct runner
 {
 	char *name;
 	char *labels_json;
 	int concurrency;
 	bool exit_when_idle;
+	double retry_for;			/* --exit-when-idle: give up after this long without the database */
+	bool setup_checked;			/* the extension and the grants were checked */
 	double poll_interval;
 	double heartbeat;
+	job_user ju;
+	char *work_root;			/* where work directories are made ($TMPDIR or /tmp) */
 	db_conn db;
 	task *tasks;
 	int ntasks;
@@ -135,14 +154,41 @@ void stop_task(task *t, stop_reason why, double now);
 void reap_children(runner *r, double now);
 void kill_all_now(runner *r);
 void kill_hard(task *t);
+void kill_and_wait(task *t);
+
+/* supervise.c */
+typedef struct spawn_args
+{
+	const char *command;
+	char **envp;
+	const char *workdir;
+	int out_fd;					/* write end of the output pipe */
+	const job_user *ju;
+	pid_t runner_pid;
+} spawn_args;
+PCTL_NORETURN void supervise_command(const spawn_args *a);
+void close_from(int lowfd, int keep);
+
+/* workdir.c */
+bool workdir_create(runner *r, task *t, char *errbuf, size_t errlen);
+void workdir_record(task *t, pid_t supervisor);
+void workdir_remove(task *t);
+void workdir_cleanup_dead(runner *r);
 
 /* env.c */
 bool labels_to_json(const char *spec, strbuf *out, char *err, size_t errlen);
 int parse_output_envs(const char *text, size_t len, strbuf *out);
-char **build_env(task *t);
+char **build_env(task *t, const job_user *ju);
+/* --job-user NAME|UID: false with a message when there is no such user */
+bool job_user_lookup(const char *spec, job_user *ju, char *err, size_t errlen);
+void job_user_free(job_user *ju);
 void free_env(char **envp);
 /* the runtime envs of a finished command (PIPELINE_OUTPUT), or NULL */
 char *read_output_envs(task *t);
+/* whether a job may not set this runtime env (PATH, LD_*, PG*, PIPELINE_* ...) */
+bool runtime_env_reserved(const char *name);
+/* the first reserved name among the keys of a runtime envs object (caller frees), or NULL */
+char *reserved_env_in(const char *envs_json);
 
 /* logship.c */
 typedef enum { FLUSH_OK, FLUSH_LATER, FLUSH_LOST } flush_result;

@@ -1,14 +1,15 @@
 /*
- * runner/spawn.c: running a command.
+ * runner/spawn.c: starting, stopping and reaping a command.
  *
- * Each command runs as /bin/sh -c COMMAND in a fresh directory
- * $TMPDIR/pipelinectl-ID-XXXXXX/work (PIPELINE_OUTPUT is the file "output"
- * beside it), in its own process group, stdin from /dev/null, stdout and
- * stderr into one pipe.  Stopping a command signals its whole group:
- * SIGTERM, then SIGKILL KILL_GRACE seconds later; when the shell exits, what
- * it left in its group is killed too.
+ * Each command runs as /bin/sh -c COMMAND under a supervisor of its own
+ * (supervise.c), in a work directory (workdir.c), stdin from /dev/null,
+ * stdout and stderr into one pipe.  The runner only talks to the supervisor:
+ * SIGTERM stops the command (passed to its process group), SIGUSR1 kills
+ * everything at once (the escalation KILL_GRACE seconds later, and the third
+ * signal); the supervisor's exit status is the command's, and when it exits
+ * nothing the command started is left (also what left its session).
  *
- * Locking: none.  In the forked child only async-signal-safe calls are made.
+ * Locking: see workdir.c (the task's lock file is held while it runs).
  */
 #define _GNU_SOURCE
 #include "runner.h"
@@ -19,7 +20,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -42,62 +42,23 @@ stop_name(stop_reason s)
 	}
 }
 
-static void
-close_from(int lowfd)
-{
-#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 34))
-	if (close_range((unsigned) lowfd, ~0U, 0) == 0)
-		return;
-#endif
-	long max = sysconf(_SC_OPEN_MAX);
-
-	if (max < 0 || max > 65536)
-		max = 65536;
-	for (int fd = lowfd; fd < max; fd++)
-		close(fd);
-}
-
 /* starts the command; false with a message on failure */
 bool
 spawn(runner *r, task *t, char *errbuf, size_t errlen)
 {
-	const char *tmp = getenv("TMPDIR");
-	char *tmpl;
 	int fds[2];
 	char **envp;
 	pid_t pid;
-	int fd;
+	pid_t me = getpid();
 
-	if (!tmp || !*tmp)
-		tmp = "/tmp";
-	tmpl = xasprintf("%s/pipelinectl-%s-XXXXXX", tmp, t->idstr);
-	if (!mkdtemp(tmpl))
-	{
-		snprintf(errbuf, errlen, "cannot create a work directory in %s: %s", tmp, strerror(errno));
-		free(tmpl);
+	if (!workdir_create(r, t, errbuf, errlen))
 		return false;
-	}
-	t->basedir = tmpl;
-	t->workdir = xasprintf("%s/work", t->basedir);
-	t->outfile = xasprintf("%s/output", t->basedir);
-	if (mkdir(t->workdir, 0700) != 0)
-	{
-		snprintf(errbuf, errlen, "cannot create %s: %s", t->workdir, strerror(errno));
-		return false;
-	}
-	fd = open(t->outfile, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (fd < 0)
-	{
-		snprintf(errbuf, errlen, "cannot create %s: %s", t->outfile, strerror(errno));
-		return false;
-	}
-	close(fd);
 	if (pipe2(fds, O_CLOEXEC) != 0)
 	{
 		snprintf(errbuf, errlen, "cannot create a pipe: %s", strerror(errno));
 		return false;
 	}
-	envp = build_env(t);
+	envp = build_env(t, &r->ju);
 
 	fflush(stdout);
 	fflush(stderr);
@@ -112,44 +73,9 @@ spawn(runner *r, task *t, char *errbuf, size_t errlen)
 	}
 	if (pid == 0)
 	{
-		/* the child: only async-signal-safe calls from here on */
-		char *argv[4];
-		int devnull;
-		static const char msg1[] = "pipelinectl: cannot execute /bin/sh: ";
-		static const char msg2[] = "pipelinectl: cannot enter the work directory\n";
+		spawn_args a = {t->command, envp, t->workdir, fds[1], &r->ju, me};
 
-		setpgid(0, 0);
-		signals_restore_child();
-		if (dup2(fds[1], 1) < 0 || dup2(fds[1], 2) < 0)
-			_exit(127);
-		devnull = open("/dev/null", O_RDONLY);
-		if (devnull >= 0 && devnull != 0)
-		{
-			dup2(devnull, 0);
-			close(devnull);
-		}
-		close_from(3);
-		if (chdir(t->workdir) != 0)
-		{
-			ssize_t w = write(2, msg2, sizeof(msg2) - 1);
-
-			(void) w;
-			_exit(127);
-		}
-		argv[0] = "sh";
-		argv[1] = "-c";
-		argv[2] = t->command;
-		argv[3] = NULL;
-		execve("/bin/sh", argv, envp);
-		{
-			const char *e = strerror(errno);
-			ssize_t w = write(2, msg1, sizeof(msg1) - 1);
-
-			w = write(2, e, strlen(e));
-			w = write(2, "\n", 1);
-			(void) w;
-		}
-		_exit(127);
+		supervise_command(&a);
 	}
 	/* the parent: set the group here too, whichever runs first */
 	if (setpgid(pid, pid) != 0 && errno != EACCES && errno != ESRCH)
@@ -161,7 +87,7 @@ spawn(runner *r, task *t, char *errbuf, size_t errlen)
 	t->pid = pid;
 	t->started = mono_now();
 	t->state = TS_RUNNING;
-	(void) r;
+	workdir_record(t, pid);
 	return true;
 }
 
@@ -178,8 +104,7 @@ stop_task(task *t, stop_reason why, double now)
 	{
 		log_info("job task %s: stopping its command (pid %ld): %s", t->idstr, (long) t->pid,
 				 stop_name(why));
-		if (kill(-t->pid, SIGTERM) != 0)
-			kill(t->pid, SIGTERM);
+		kill(t->pid, SIGTERM);	/* the supervisor passes it to the command's group */
 		t->kill_at = now + KILL_GRACE;
 	}
 }
@@ -197,11 +122,10 @@ reap_children(runner *r, double now)
 		p = waitpid(t->pid, &st, WNOHANG);
 		if (p == t->pid || (p < 0 && errno == ECHILD))
 		{
+			/* the supervisor left nothing of the command behind */
 			t->child_exited = true;
 			t->wstatus = (p == t->pid) ? st : (255 << 8);
 			t->exit_time = now;
-			/* what the shell left behind in its group goes with it */
-			kill(-t->pid, SIGKILL);
 		}
 	}
 }
@@ -211,8 +135,7 @@ kill_hard(task *t)
 {
 	log_warn("job task %s: command still running %.0f s after SIGTERM; sending SIGKILL",
 			 t->idstr, KILL_GRACE);
-	kill(-t->pid, SIGKILL);
-	kill(t->pid, SIGKILL);
+	kill(t->pid, SIGUSR1);		/* the supervisor SIGKILLs all of it */
 	t->killed_hard = true;
 }
 
@@ -221,5 +144,17 @@ kill_all_now(runner *r)
 {
 	for (task *t = r->tasks; t; t = t->next)
 		if (t->state == TS_RUNNING && t->pid > 0 && !t->child_exited)
-			kill(-t->pid, SIGKILL);
+			kill(t->pid, SIGUSR1);
+}
+
+/* at exit or when a task is dropped: kill what still runs and wait for it */
+void
+kill_and_wait(task *t)
+{
+	if (t->pid > 0 && !t->child_exited)
+	{
+		kill(t->pid, SIGUSR1);
+		waitpid(t->pid, NULL, 0);
+		t->child_exited = true;
+	}
 }
