@@ -54,30 +54,29 @@ serve_usage(FILE *f)
 			"  -h, --help                  show this help\n");
 }
 
-/* serve's own connection works, and may SET ROLE to the read-only role */
+/*
+ * serve's own connection works, the extension is there and the role may use
+ * its schema (lib/conn.c's one check), and it may SET ROLE to the read-only
+ * role.
+ */
 static int
 check_database(void)
 {
-	const char *keys[] = {"dbname", "application_name", NULL};
-	const char *vals[] = {g_serve.conninfo, "pipelinectl serve", NULL};
-	PGconn *c = PQconnectdbParams(keys, vals, 1);
-	int rc = 0;
+	db_conn db;
+	int rc;
 
-	if (PQstatus(c) != CONNECTION_OK)
+	db_init(&db, g_serve.conninfo, NULL);
+	if ((rc = db_connect_checked(&db, "serve")) >= 0)
 	{
-		char *m = xstrdup(PQerrorMessage(c));
-
-		oneline(m);
-		fprintf(stderr, "pipelinectl serve: cannot connect to the database: %s\n", m);
-		free(m);
-		PQfinish(c);
-		return EXIT_USAGE;
+		db_close(&db);
+		return rc;
 	}
+	rc = 0;
 	if (g_serve.read_only_role)
 	{
 		const char *params[1] = {g_serve.read_only_role};
 		char *err = NULL;
-		PGresult *res = qc(c, "SELECT pg_has_role(current_user, $1::text::name, 'MEMBER')", 1,
+		PGresult *res = qc(db.conn, "SELECT pg_has_role(current_user, $1::text::name, 'MEMBER')", 1,
 						   params, &err, NULL);
 
 		if (!res)
@@ -91,14 +90,14 @@ check_database(void)
 			if (strcmp(PQgetvalue(res, 0, 0), "t") != 0)
 			{
 				fprintf(stderr, "pipelinectl serve: --read-only-role %s: role \"%s\" is not a member "
-						"of it (GRANT %s TO %s)\n", g_serve.read_only_role, PQuser(c),
-						g_serve.read_only_role, PQuser(c));
+						"of it (GRANT %s TO %s)\n", g_serve.read_only_role, PQuser(db.conn),
+						g_serve.read_only_role, PQuser(db.conn));
 				rc = EXIT_USAGE;
 			}
 			PQclear(res);
 		}
 	}
-	PQfinish(c);
+	db_close(&db);
 	return rc;
 }
 
