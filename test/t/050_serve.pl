@@ -154,6 +154,27 @@ if (-s $shot && $ENV{PL_UPDATE_DOCS})
 is(PipelineNode::stop_ctl($serve_a), 0, 'serve A stops cleanly on SIGTERM (exit 0)');
 is(PipelineNode::stop_ctl($serve_b), 0, 'serve B stops cleanly on SIGTERM (exit 0)');
 
+# ---------------------------------------------------------------- TLS
+SKIP:
+{
+	skip 'openssl is not installed', 3 unless -x '/usr/bin/openssl';
+	system("openssl req -x509 -newkey rsa:2048 -nodes -keyout $tmp/key.pem -out $tmp/cert.pem "
+		  . "-days 2 -subj /CN=127.0.0.1 >/dev/null 2>&1");
+	my $pt = free_port();
+	my $serve_t = PipelineNode::spawn_ctl($dash, "$tmp/serve-tls.log", 'serve', '--login',
+		'--listen', "127.0.0.1:$pt", '--tls-cert', "$tmp/cert.pem", '--tls-key', "$tmp/key.pem");
+	my $ok = 0;
+	for (1 .. 100)
+	{
+		$ok = 1, last if `curl -sk https://127.0.0.1:$pt/healthz` eq "ok\n";
+		usleep(200_000);
+	}
+	ok($ok, 'serve --tls-cert/--tls-key answers over HTTPS');
+	like(`curl -sk -D - -o /dev/null https://127.0.0.1:$pt/login`, qr/^Set-Cookie: pl_session=[^\n]*; Secure/mi,
+		'... and its session cookie is Secure');
+	is(PipelineNode::stop_ctl($serve_t), 0, '... and stops cleanly');
+}
+
 # ---------------------------------------------------------------- valgrind: a short session
 SKIP:
 {

@@ -471,21 +471,21 @@ serve_http_start(const char *listen, const char *cert, const char *key, void **d
 	}
 	if (certpem)
 		d = MHD_start_daemon(flags, 0, NULL, NULL, handler, NULL,
+							 MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
 							 MHD_OPTION_SOCK_ADDR, (struct sockaddr *) &ss,
 							 MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,
 							 MHD_OPTION_CONNECTION_LIMIT, (unsigned) 128,
 							 MHD_OPTION_CONNECTION_TIMEOUT, (unsigned) 120,
-							 MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
 							 MHD_OPTION_HTTPS_MEM_CERT, certpem,
 							 MHD_OPTION_HTTPS_MEM_KEY, keypem,
 							 MHD_OPTION_END);
 	else
 		d = MHD_start_daemon(flags, 0, NULL, NULL, handler, NULL,
+							 MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
 							 MHD_OPTION_SOCK_ADDR, (struct sockaddr *) &ss,
 							 MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,
 							 MHD_OPTION_CONNECTION_LIMIT, (unsigned) 128,
 							 MHD_OPTION_CONNECTION_TIMEOUT, (unsigned) 120,
-							 MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
 							 MHD_OPTION_END);
 	/* libmicrohttpd copies neither: they must live as long as the daemon */
 	if (!d)
