@@ -23,7 +23,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <openssl/crypto.h>
-#include <openssl/rand.h>
 
 #define MAX_BODY 16384
 
@@ -108,27 +107,6 @@ req_redirect(request *r, const char *location)
 	free(r->location);
 	r->location = xstrdup(location);
 	r->status = 303;
-}
-
-static void
-random_hex(char *out, size_t bytes)
-{
-	unsigned char buf[32];
-	static const char hex[] = "0123456789abcdef";
-
-	if (bytes > sizeof(buf))
-		bytes = sizeof(buf);
-	if (RAND_bytes(buf, (int) bytes) != 1)
-	{
-		fprintf(stderr, "pipelinectl serve: no random bytes\n");
-		abort();
-	}
-	for (size_t i = 0; i < bytes; i++)
-	{
-		out[2 * i] = hex[buf[i] >> 4];
-		out[2 * i + 1] = hex[buf[i] & 15];
-	}
-	out[2 * bytes] = '\0';
 }
 
 /* Origin, when the browser sends one, must be this server */

@@ -122,6 +122,7 @@ void action_login(request *r);
 void action_logout(request *r);
 
 /* session.c */
+void random_hex(char *out, size_t bytes);	/* 2*bytes hex digits from RAND_bytes, NUL */
 void session_init_secret(const char *file, char *err, size_t errlen, bool *ok);
 /* reads the cookie: sets r->sid (making a new one when missing or bad), r->csrf, r->role */
 void session_identify(request *r);

@@ -44,8 +44,8 @@ struct pl_session
 static pl_session *sessions;
 static pthread_mutex_t table_lock = PTHREAD_MUTEX_INITIALIZER;
 
-static void
-hex_random(char *out, size_t bytes)
+void
+random_hex(char *out, size_t bytes)
 {
 	static const char hex[] = "0123456789abcdef";
 	unsigned char buf[32];
@@ -69,7 +69,7 @@ session_init_secret(const char *file, char *err, size_t errlen, bool *ok)
 	*ok = true;
 	if (!file)
 	{
-		hex_random(g_serve.secret, 32);
+		random_hex(g_serve.secret, 32);
 		return;
 	}
 	{
@@ -164,7 +164,7 @@ session_identify(request *r)
 
 	if (!cookie_valid(v, r->sid))
 	{
-		hex_random(r->sid, 16);
+		random_hex(r->sid, 16);
 		r->new_cookie = true;
 	}
 	set_csrf(r);
@@ -205,7 +205,7 @@ session_create(request *r, const char *role, PGconn *conn)
 {
 	pl_session *s = xcalloc(1, sizeof(pl_session));
 
-	hex_random(s->sid, 16);
+	random_hex(s->sid, 16);
 	s->role = xstrdup(role);
 	s->conn = conn;
 	s->expiry = wall_now() + g_serve.session_ttl;
