@@ -69,6 +69,7 @@ CTL_OBJS = \
 	src/pipelinectl/runner/workdir.o \
 	src/pipelinectl/runner/env.o \
 	src/pipelinectl/runner/logship.o \
+	src/pipelinectl/runner/mask.o \
 	src/pipelinectl/runner/report.o \
 	src/pipelinectl/hookd/deliver.o \
 	src/pipelinectl/hookd/render.o \

@@ -195,6 +195,32 @@ test_labels_and_output(void)
 }
 
 static void
+test_mask(void)
+{
+	secrets sc;
+	strbuf out;
+	char *m;
+
+	secrets_init(&sc);
+	sb_init(&out);
+	secrets_add(&sc, "hunter2");
+	secrets_add(&sc, "hunter2-long");
+	secrets_add(&sc, "");
+	secrets_mask_stream(&sc, "pw=hunt", 7, false, &out);
+	CHECK(strcmp(sb_str(&out), "pw=") == 0, "a possible secret start is held back: %s", sb_str(&out));
+	secrets_mask_stream(&sc, "er2 and hunter2-long!\nhun", 25, false, &out);
+	CHECK(strcmp(sb_str(&out), "pw=****** and ******!\n") == 0, "split and longest match: %s", sb_str(&out));
+	secrets_mask_stream(&sc, "", 0, true, &out);
+	CHECK(strcmp(sb_str(&out), "pw=****** and ******!\nhun") == 0, "the end releases what was held: %s",
+		  sb_str(&out));
+	m = secrets_mask_string(&sc, "hunter2hunter2 hunter");
+	CHECK(strcmp(m, "************ hunter") == 0, "mask a string: %s", m);
+	free(m);
+	sb_free(&out);
+	secrets_free(&sc);
+}
+
+static void
 test_hmac(void)
 {
 	char hex[65], b64[45];
@@ -279,6 +305,7 @@ cmd_selftest(int argc, char **argv, const char *conninfo)
 	test_json();
 	test_utf8();
 	test_labels_and_output();
+	test_mask();
 	test_hmac();
 	test_robots();
 	test_misc();

@@ -51,7 +51,7 @@ usage(FILE *f)
 		fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
 	fprintf(f,
 			"\n"
-			"  runner [--name N] [--labels k=v,...] [--concurrency N] [--exit-when-idle]\n"
+			"  runner [--name N] [--labels k=v,...] [--concurrency N] [--job-user U] [--exit-when-idle]\n"
 			"  hookd  [--name N] [--concurrency N] [--exit-when-idle]\n"
 			"  watch  PIPELINE_TASK_ID\n"
 			"  logs   JOB_TASK_ID [--follow]\n"
@@ -65,7 +65,10 @@ usage(FILE *f)
 			"  -V, --version           show the version\n"
 			"\n"
 			"Long-running commands log one line per event on stderr and stop cleanly on\n"
-			"SIGTERM or SIGINT.\n");
+			"SIGTERM or SIGINT.\n"
+			"\n"
+			"Exit status: 0 done; 1 the run or task reported on did not succeed; 2 a usage,\n"
+			"connection, privilege or setup error (the message says what to do).\n");
 }
 
 int

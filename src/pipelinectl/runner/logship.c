@@ -2,7 +2,7 @@
  * runner/logship.c: a command's output on its way to the database.
  *
  * Bytes read from the child's pipe are repaired to UTF-8 (a character cut
- * between two reads is carried over), kept as a tail for the final detail
+ * between two reads is carried over), sensitive values masked (mask.c), kept as a tail for the final detail
  * (TAIL_MAX bytes) and queued for pipeline.append_job_task_log(), sent in
  * pieces of at most LOG_PIECE_MAX when LOG_FLUSH_BYTES are pending or the
  * oldest byte is LOG_FLUSH_SECS old.  While the database is away at most
@@ -91,7 +91,10 @@ output_feed(task *t, const char *data, size_t n, bool final)
 		memcpy(t->carry, src + used, rest);
 		t->carry_len = rest;
 	}
-	output_append_clean(t, sb_str(&clean), clean.len);
+	/* secrets out before the text goes anywhere (tail, log, database) */
+	sb_reset(&joined);
+	secrets_mask_stream(&t->secrets, sb_str(&clean), clean.len, final, &joined);
+	output_append_clean(t, sb_str(&joined), joined.len);
 	sb_free(&clean);
 	sb_free(&joined);
 }

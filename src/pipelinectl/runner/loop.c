@@ -43,6 +43,7 @@ task_free(task *t)
 	free(t->outfile);
 	sb_free(&t->logbuf);
 	sb_free(&t->tail);
+	secrets_free(&t->secrets);
 	free(t->final_stage);
 	free(t->final_message);
 	free(t->final_detail);
@@ -189,6 +190,7 @@ task_from_row(runner *r, PGresult *res, int row)
 	retry_init(&t->retry, MAX_TRIES);
 	sb_init(&t->logbuf);
 	sb_init(&t->tail);
+	secrets_init(&t->secrets);
 
 	t->params = par ? pj_parse(par, strlen(par), err, sizeof(err)) : NULL;
 	if (par && !t->params)
@@ -211,6 +213,7 @@ task_from_row(runner *r, PGresult *res, int row)
 		if (pj_get_number(jobv, "timeout", &to) && to > 0)
 			t->timeout_s = to > 10 * 365 * 86400.0 ? 10L * 365 * 86400 : (long) to;
 	}
+	secrets_from_job(&t->secrets, jobv, t->params, t->token);
 	json_decref(jobv);
 
 	if (t->dry_run)
@@ -241,7 +244,10 @@ task_from_row(runner *r, PGresult *res, int row)
 	}
 	else
 	{
-		char *c = short_text(t->command, 120);
+		char *masked = secrets_mask_string(&t->secrets, t->command);
+		char *c = short_text(masked, 120);
+
+		free(masked);
 
 		if (t->timeout_s > 0)
 			log_info("job task %s (pipeline task %lld): claimed (timeout %ld s): %s", t->idstr,

@@ -48,6 +48,13 @@ finalize(task *t)
 		free(envs);
 		envs = NULL;
 	}
+	if (envs)
+	{
+		char *masked = secrets_mask_envs(&t->secrets, envs);
+
+		free(envs);
+		envs = masked;
+	}
 
 	workdir_remove(t);
 

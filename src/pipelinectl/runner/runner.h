@@ -22,6 +22,7 @@
  *   workdir.c  work directories with a lock file; start-up clean-up of a dead runner's
  *   env.c      the job's environment in (params) and out (PIPELINE_OUTPUT)
  *   logship.c  output: UTF-8 repair, the tail, batches to append_job_task_log
+ *   mask.c     sensitive values and the update token replaced by ****** in the output
  *   report.c   'active', heartbeats and the final report, under one retry policy
  *
  * Locking: none on the client side; the engine's functions take the row
@@ -46,6 +47,30 @@
 
 typedef enum { TS_ACTIVATE, TS_RUNNING, TS_FINISH, TS_DONE } task_state;
 typedef enum { STOP_NONE, STOP_CANCEL, STOP_TIMEOUT, STOP_LOST, STOP_SHUTDOWN } stop_reason;
+
+/* ---------------------------------------------------------------- secrets */
+
+typedef struct secrets
+{
+	char **values;				/* longest first */
+	size_t *lens;
+	int n;
+	size_t max_len;
+	bool first[256];			/* bytes a secret starts with */
+	strbuf carry;				/* output held back: it may be the start of a secret */
+} secrets;
+
+void secrets_init(secrets *s);
+void secrets_free(secrets *s);
+void secrets_add(secrets *s, const char *v);
+/* the values of the params the job declares sensitive, and the update token */
+void secrets_from_job(secrets *s, const json_t *job, const json_t *params_env, const char *token);
+/* masks a piece of a stream (valid UTF-8) into out; final: nothing more comes */
+void secrets_mask_stream(secrets *s, const char *text, size_t len, bool final, strbuf *out);
+/* a masked copy of a string (caller frees) */
+char *secrets_mask_string(const secrets *s, const char *text);
+/* a copy of a runtime envs object (of strings) with its values masked (caller frees) */
+char *secrets_mask_envs(const secrets *s, const char *envs_json);
 
 /* ------------------------------------------------------------------ task */
 
@@ -91,6 +116,7 @@ typedef struct task
 	bool log_error_logged;
 	bool heartbeat_error_logged;
 	strbuf tail;
+	secrets secrets;			/* masked in everything the output goes to */
 
 	/* the final report */
 	char *final_stage;

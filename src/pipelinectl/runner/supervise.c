@@ -55,6 +55,13 @@ say(int fd, const char *a, const char *b)
 void
 close_from(int lowfd, int keep)
 {
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 34))
+	if (keep < lowfd && close_range((unsigned) lowfd, ~0U, 0) == 0)
+		return;
+	if (keep >= lowfd && (keep == lowfd || close_range((unsigned) lowfd, (unsigned) keep - 1, 0) == 0) &&
+		close_range((unsigned) keep + 1, ~0U, 0) == 0)
+		return;
+#endif
 	long max = sysconf(_SC_OPEN_MAX);
 
 	if (max < 0 || max > 65536)
@@ -120,7 +127,8 @@ kill_left(pid_t shell)
 	{
 		proc_stat st;
 
-		if (proc_read_stat(left[i], &st) && st.pgid > 1 && st.pgid != getpgrp())
+		/* a group it leads (setsid) goes with it; never a group it merely joined */
+		if (proc_read_stat(left[i], &st) && st.pgid == left[i])
 			kill(-st.pgid, SIGKILL);
 		kill(left[i], SIGKILL);
 	}

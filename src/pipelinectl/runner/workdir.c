@@ -155,7 +155,8 @@ kill_leftovers(const char *dir, int lock_fd)
 			break;
 		for (int i = 0; i < k; i++)
 		{
-			if (proc_read_stat(found[i], &st) && st.pgid > 1 && st.pgid != getpgrp())
+			/* a group it leads goes with it; never a group it merely joined */
+			if (proc_read_stat(found[i], &st) && st.pgid == found[i])
 				kill(-st.pgid, SIGKILL);
 			if (kill(found[i], SIGKILL) == 0)
 				killed++;
