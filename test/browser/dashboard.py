@@ -239,6 +239,22 @@ ok(st == 403, 'an action POST from another Origin is refused (403)', st)
 st, _, body = req('POST', A + '/action', dict(form, csrf=token), cookie, {'Origin': A})
 ok(st == 409 and 'not waiting at a gate' in body, 'the same POST with the token reaches the engine (409: no gate now)',
    (st, body[:300]))
+# deny: needs a comment; the denial's message (with markup in the comment) is shown escaped
+sql("SELECT pipeline.define_pipeline('{\"name\": \"gated\", \"stages\": [{\"name\": \"s\", \"tasks\": "
+    "[{\"name\": \"g\", \"job\": {\"command\": \"true\"}, \"audit\": {\"enable\": true, \"auditors\": [\"ci_auditor\"]}}]}]}')")
+GRUN = sql("SELECT pipeline.run_pipeline('gated')")
+GT = sql(f"SELECT id FROM pipeline.job_tasks WHERE pipeline_task_id = {GRUN}")
+ok(wait_sql(f"SELECT gate FROM pipeline.job_tasks WHERE id = {GT}", 'audit'), 'a second run waits at its audit gate')
+form = {'action': 'deny', 'id': GT, 'run': GRUN, 'csrf': token}
+st, _, body = req('POST', A + '/action', form, cookie)
+ok(st == 409 and 'refused' in body and 'comment' in body, 'deny without a comment: the engine refuses, shown (409)',
+   (st, body[:300]))
+st, _, body = req('POST', A + '/action', dict(form, comment='<b>not today</b>'), cookie)
+ok(st == 303 and sql(f"SELECT stage FROM pipeline.job_tasks WHERE id = {GT}") == 'failed',
+   "deny with a comment: the auditor's denial fails the task", st)
+st, _, body = req('GET', A + f'/run/{GRUN}', cookie=cookie)
+ok('&lt;b&gt;not today&lt;/b&gt;' in body and '<b>not today' not in body,
+   'the denial message (with markup) is shown escaped on the run page')
 st, _, body = req('POST', B + '/action', {'action': 'retry', 'id': BUILD})
 ok(st == 403, 'B: an anonymous POST without the token is refused (403)', st)
 
