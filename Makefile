@@ -43,10 +43,11 @@ PROVE_FLAGS = -I test/t
 PG_CPPFLAGS = -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -Werror
 SHLIB_LINK =
 
-# ---- pipelinectl: the command-line program (runner, hookd, watch, logs, graph)
+# ---- pipelinectl: the command-line program (runner, hookd, watch, logs, graph, serve)
 # main.c dispatches to one file per command (cmd_*.c); lib/ is the client library
 # (connection, JSON via jansson, options, output, logging); runner/ and hookd/ are
-# the insides of the two long-running commands.  Built with its own rule below.
+# the insides of the two long-running commands; serve/ is the web dashboard
+# (libmicrohttpd, a thread per connection).  Built with its own rule below.
 CTL_OBJS = \
 	src/pipelinectl/main.o \
 	src/pipelinectl/cmd_runner.o \
@@ -61,6 +62,16 @@ CTL_OBJS = \
 	src/pipelinectl/cmd_ls.o \
 	src/pipelinectl/cmd_control.o \
 	src/pipelinectl/cmd_runlogs.o \
+	src/pipelinectl/cmd_serve.o \
+	src/pipelinectl/serve/http.o \
+	src/pipelinectl/serve/html.o \
+	src/pipelinectl/serve/pages.o \
+	src/pipelinectl/serve/svg.o \
+	src/pipelinectl/serve/actions.o \
+	src/pipelinectl/serve/session.o \
+	src/pipelinectl/serve/dbpool.o \
+	src/pipelinectl/serve/events.o \
+	src/pipelinectl/serve/metrics.o \
 	src/pipelinectl/runner/loop.o \
 	src/pipelinectl/runner/spawn.o \
 	src/pipelinectl/runner/supervise.o \
@@ -94,7 +105,7 @@ include $(PGXS)
 
 CTL_CFLAGS = -std=gnu11 -O2 -g -Wall -Wextra -Wno-unused-parameter -Werror \
 	-I$(shell $(PG_CONFIG) --includedir) $(CTL_EXTRA_CFLAGS)
-CTL_LIBS = -L$(shell $(PG_CONFIG) --libdir) -lpq -lcurl -lcrypto -ljansson -lyaml $(CTL_EXTRA_LIBS)
+CTL_LIBS = -L$(shell $(PG_CONFIG) --libdir) -lpq -lcurl -lcrypto -ljansson -lyaml -lmicrohttpd -lpthread $(CTL_EXTRA_LIBS)
 
 all: pipelinectl
 

@@ -365,3 +365,19 @@ SELECT l.name, l.version,
 REVOKE ALL ON FUNCTION redact_hooks(jsonb), redact_pipeline(jsonb, text[]),
     mask_secrets(text, jsonb, text[], text), mask_secrets(jsonb, jsonb, text[], text),
     runtime_env_name_allowed(text) FROM PUBLIC;
+
+-- issue 14 (dashboard and metrics): pipeline.stats gains events_written, the event ids handed
+-- out so far (pipelinectl serve's pipeline_events_written_total).  A new last column:
+-- CREATE OR REPLACE VIEW keeps the view's grants.
+CREATE OR REPLACE VIEW @extschema@.stats AS
+SELECT
+    (SELECT COALESCE(jsonb_object_agg(stage, n), '{}') FROM
+        (SELECT stage, count(*) AS n FROM @extschema@.pipeline_task GROUP BY stage) r) AS runs_by_stage,
+    (SELECT COALESCE(jsonb_object_agg(stage, n), '{}') FROM
+        (SELECT stage, count(*) AS n FROM @extschema@.job_task GROUP BY stage) t) AS tasks_by_stage,
+    (SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM @extschema@.rejected_token_seq) AS rejected_tokens,
+    (SELECT COALESCE(jsonb_object_agg(status, n), '{}') FROM
+        (SELECT status, count(*) AS n FROM @extschema@.hook_delivery GROUP BY status) d) AS deliveries_by_status,
+    (SELECT now() - min(updated_at) FROM @extschema@.job_task WHERE stage = 'scheduling') AS oldest_waiting_task_age,
+    (SELECT count(*) FROM @extschema@.job_task WHERE gate IS NOT NULL) AS tasks_at_gates,
+    (SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM @extschema@.event_id_seq) AS events_written;

@@ -712,7 +712,9 @@ SELECT
     (SELECT COALESCE(jsonb_object_agg(status, n), '{}') FROM
         (SELECT status, count(*) AS n FROM hook_delivery GROUP BY status) d) AS deliveries_by_status,
     (SELECT now() - min(updated_at) FROM job_task WHERE stage = 'scheduling') AS oldest_waiting_task_age,
-    (SELECT count(*) FROM job_task WHERE gate IS NOT NULL) AS tasks_at_gates;
+    (SELECT count(*) FROM job_task WHERE gate IS NOT NULL) AS tasks_at_gates,
+    -- event ids handed out so far (a counter for /metrics; purge() does not lower it)
+    (SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM event_id_seq) AS events_written;
 
 -- Latest version of each definition.
 CREATE VIEW jobs AS

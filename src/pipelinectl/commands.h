@@ -21,6 +21,7 @@ int cmd_watch(int argc, char **argv, const char *conninfo);
 int cmd_logs(int argc, char **argv, const char *conninfo);
 int cmd_graph(int argc, char **argv, const char *conninfo);
 int cmd_sign(int argc, char **argv, const char *conninfo);
+int cmd_serve(int argc, char **argv, const char *conninfo);
 int cmd_selftest(int argc, char **argv, const char *conninfo);
 int cmd_apply(int argc, char **argv, const char *conninfo);
 int cmd_lint(int argc, char **argv, const char *conninfo);

@@ -44,6 +44,7 @@ static const command commands[] = {
 	{"logs", cmd_logs, "print (or follow) a job task's output"},
 	{"graph", cmd_graph, "print a run as a Mermaid or Graphviz graph"},
 	{"sign", cmd_sign, "print the X-Pipeline-Signature of a body (for receivers)"},
+	{"serve", cmd_serve, "serve the web dashboard, /metrics and /healthz"},
 	{"selftest", cmd_selftest, "check the built-in parsers and signatures (no database)"},
 };
 
@@ -72,6 +73,7 @@ usage(FILE *f)
 			"  watch  PIPELINE_TASK_ID\n"
 			"  logs   JOB_TASK_ID [--follow | --json]      logs --run RUN [--json]\n"
 			"  graph  PIPELINE_TASK_ID [--format mermaid|dot]\n"
+			"  serve  [--listen 127.0.0.1:8080] [--read-only-role ROLE] [--login]\n"
 			"\n"
 			"Options:\n"
 			"  -d, --dbname CONNINFO   connection string or database name; without it the\n"
