@@ -24,7 +24,9 @@ OBJS = \
 	src/gates.o \
 	src/notifier.o \
 	src/redact.o \
-	src/secrets.o
+	src/secrets.o \
+	src/trigger.o \
+	src/trigger_fire.o
 
 DATA = pipeline--0.1.sql pipeline--$(EXTVERSION).sql pipeline--0.1--0.2.sql
 
