@@ -63,6 +63,7 @@ CTL_OBJS = \
 	src/pipelinectl/cmd_ls.o \
 	src/pipelinectl/cmd_control.o \
 	src/pipelinectl/cmd_runlogs.o \
+	src/pipelinectl/cmd_triggerd.o \
 	src/pipelinectl/runner/loop.o \
 	src/pipelinectl/runner/spawn.o \
 	src/pipelinectl/runner/supervise.o \
@@ -97,6 +98,7 @@ include $(PGXS)
 CTL_CFLAGS = -std=gnu11 -O2 -g -Wall -Wextra -Wno-unused-parameter -Werror \
 	-I$(shell $(PG_CONFIG) --includedir) $(CTL_EXTRA_CFLAGS)
 CTL_LIBS = -L$(shell $(PG_CONFIG) --libdir) -lpq -lcurl -lcrypto -ljansson -lyaml $(CTL_EXTRA_LIBS)
+CTL_LIBS += -lmicrohttpd
 
 all: pipelinectl
 

@@ -33,6 +33,7 @@ PL_DEB_PACKAGES=(
 	postgresql-15 postgresql-server-dev-15 postgresql-15-pgtap postgresql-15-cron
 	libtap-parser-sourcehandler-pgtap-perl
 	libpq-dev libcurl4-openssl-dev libssl-dev libjansson-dev libyaml-dev make gcc
+	libmicrohttpd-dev
 	libipc-run-perl libtest-simple-perl valgrind graphviz curl python3 procps
 )
 
