@@ -68,6 +68,7 @@ typedef struct Candidate
 	char	   *pipeline;
 	char	   *params;			/* JSON text */
 	char	   *events;			/* JSON text */
+	char	   *events_list;	/* "push, tag" for messages */
 	char	   *refs;			/* regex or NULL */
 	char	   *secret;
 	bool		verified;
@@ -300,7 +301,9 @@ load_candidates(const char *provider, int *n)
 {
 	static PlStmt q = {
 		"SELECT t.name, t.version, t.definition->>'pipeline', (t.definition->'params')::text,"
-		"       (t.definition->'events')::text, t.definition->>'refs', t.secret"
+		"       (t.definition->'events')::text, t.definition->>'refs', t.secret,"
+		"       pg_catalog.array_to_string(ARRAY(SELECT pg_catalog.jsonb_array_elements_text("
+		"           t.definition->'events')), ', ')"
 		"  FROM (SELECT DISTINCT ON (name) * FROM pipeline.trigger"
 		"         ORDER BY name, version DESC) t"
 		" WHERE t.definition->>'provider' = $1 AND (t.definition->>'enabled')::boolean"
@@ -326,6 +329,7 @@ load_candidates(const char *provider, int *n)
 		c[i].events = SPI_getvalue(t, d, 5);
 		c[i].refs = SPI_getvalue(t, d, 6);
 		c[i].secret = SPI_getvalue(t, d, 7);
+		c[i].events_list = SPI_getvalue(t, d, 8);
 		c[i].verified = true;
 	}
 	return c;
@@ -347,7 +351,7 @@ mismatch(Candidate *c, GitEvent *ev)
 	v[3] = c->refs ? CStringGetTextDatum(c->refs) : (Datum) 0;
 	pl_exec(&q, v, nulls, 1);
 	if (!pl_col_bool(0, 1))
-		return psprintf("listens to %s, not to %s events", c->events, ev->type);
+		return psprintf("listens to %s events, not to %s", c->events_list, ev->type);
 	if (!pl_col_bool(0, 2))
 		return psprintf("ref %s does not match refs \"%s\"", pl_clip(ev->ref), pl_clip(c->refs));
 	return NULL;
