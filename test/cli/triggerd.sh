@@ -33,8 +33,27 @@ define_pipeline '{"name": "'${T_ID}_rel'", "stages": [{"name": "release", "tasks
   {"name": "show", "job": {"command": '"$cmd"', "labels": '"$L"'}}]}]}'
 
 define_trigger() { q "SELECT pipeline.define_trigger(:'def')" "def=$1" >/dev/null; }
-define_trigger '{"name": "'${T_ID}_gh'", "pipeline": "'$T_ID'", "provider": "github",
-  "events": ["push"], "refs": "^refs/heads/main$", "secret": "'$GH_SECRET'", "params": {"TARGET": "linux"}}'
+# the GitHub trigger as code: "pipelinectl apply" of a kind: trigger document
+cat >"$T_DIR/trigger.yaml" <<EOF
+kind: trigger
+name: ${T_ID}_gh
+pipeline: $T_ID
+provider: github
+events: [push]
+refs: ^refs/heads/main\$
+secret: $GH_SECRET
+params:
+  TARGET: linux
+EOF
+rc=0
+out=$("$PIPELINECTL" apply -f "$T_DIR/trigger.yaml" 2>&1) || rc=$?
+is "apply of a kind: trigger document" "$rc/$out" "0/trigger ${T_ID}_gh: version 1"
+sed -e 's/^provider: github/provider: svn/' "$T_DIR/trigger.yaml" >"$T_DIR/badtrigger.yaml"
+rc=0
+out=$("$PIPELINECTL" apply -f "$T_DIR/badtrigger.yaml" 2>&1) || rc=$?
+like "a refused trigger document: exit 1 at the line of the bad key" "$rc/$out" \
+	"^1/$T_DIR/badtrigger.yaml:4:1: provider: \"svn\" is not a provider"
+unlike "the refusal does not show the secret" "$out" "$GH_SECRET"
 define_trigger '{"name": "'${T_ID}_lab'", "pipeline": "'${T_ID}_rel'", "provider": "gitlab",
   "events": ["tag"], "secret": "'$LAB_TOKEN'"}'
 define_trigger '{"name": "'${T_ID}_tea'", "pipeline": "'${T_ID}_rel'", "provider": "gitea",
