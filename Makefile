@@ -26,6 +26,7 @@ OBJS = \
 	src/redact.o \
 	src/secrets.o \
 	src/trigger.o \
+	src/trigger_payload.o \
 	src/trigger_fire.o
 
 DATA = pipeline--0.1.sql pipeline--$(EXTVERSION).sql pipeline--0.1--0.2.sql

@@ -1,7 +1,7 @@
 /*
  * trigger.h: git triggers (SPEC §15): what trigger.c (define_trigger, the
- * signature checks) and trigger_fire.c (reading a provider's payload,
- * fire_trigger, fire_signed_trigger) share.
+ * signature checks), trigger_payload.c (reading a provider's payload) and
+ * trigger_fire.c (fire_trigger, fire_signed_trigger) share.
  *
  * Locking: none here; see the two files.
  */
@@ -36,5 +36,25 @@ extern bool pl_trigger_signature_ok(const char *provider, const char *secret,
 
 /* lower-case hex SHA-256 of data (palloc'd) */
 extern char *pl_trigger_sha256_hex(const char *data, size_t len);
+
+/* what arrived, as read from the payload */
+typedef struct PlGitEvent
+{
+	const char *provider;
+	char	   *header;			/* the provider's event header, or NULL */
+	char	   *type;			/* push, tag, merge_request, another word, or NULL */
+	char	   *repo;
+	char	   *ref;
+	char	   *sha;
+	char	   *author;
+	char	   *reason;			/* why no trigger can start, or NULL */
+	char	   *digest;			/* SHA-256 of the payload, hex */
+	int64		bytes;
+} PlGitEvent;
+
+/* trigger_payload.c */
+extern bool pl_trigger_plausible(const char *s, size_t max);	/* short enough, no control chars */
+extern void pl_trigger_read_event(PlGitEvent *ev, JsonbContainer *root);
+extern Jsonb *pl_trigger_parse_body(const char *provider, bytea *body);	/* 22023 if unusable */
 
 #endif							/* PL_TRIGGER_H */

@@ -1,6 +1,7 @@
 /*
- * trigger_fire.c: fire_trigger() and fire_signed_trigger() (SPEC §15): read
- * what a git provider sent, start every matching pipeline, record the event.
+ * trigger_fire.c: fire_trigger() and fire_signed_trigger() (SPEC §15): start
+ * every matching pipeline for what a git provider sent (read by
+ * trigger_payload.c), record the event.
  *
  *   fire_trigger(provider, event jsonb, event_type)     trusted SQL callers
  *   fire_signed_trigger(provider, body bytea, signature, event_type)
@@ -30,35 +31,17 @@
 
 #include "access/xact.h"
 #include "catalog/pg_type.h"
-#include "common/jsonapi.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "funcapi.h"
-#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
-#include "utils/fmgrprotos.h"
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
 
 #include "pipeline.h"
 #include "trigger.h"
-
-/* what arrived, as read from the payload */
-typedef struct GitEvent
-{
-	const char *provider;
-	char	   *header;			/* the provider's event header, or NULL */
-	char	   *type;			/* push, tag, merge_request, another word, or NULL */
-	char	   *repo;
-	char	   *ref;
-	char	   *sha;
-	char	   *author;
-	char	   *reason;			/* why no trigger can start, or NULL */
-	char	   *digest;			/* SHA-256 of the payload, hex */
-	int64		bytes;
-} GitEvent;
 
 /* a trigger that may fire: the latest, enabled version */
 typedef struct Candidate
@@ -73,226 +56,6 @@ typedef struct Candidate
 	char	   *secret;
 	bool		verified;
 } Candidate;
-
-/* ------------------------------------------------------------------ reading the payload */
-
-/* the string at root.k1.k2... or NULL when missing or not a string */
-static char *
-str_at(JsonbContainer *root, const char *k1, const char *k2, const char *k3)
-{
-	const char *keys[3] = {k1, k2, k3};
-	JsonbContainer *c = root;
-	JsonbValue *v = NULL;
-
-	for (int i = 0; i < 3 && keys[i]; i++)
-	{
-		if (c == NULL)
-			return NULL;
-		v = pl_jb_get(c, keys[i]);
-		if (v == NULL)
-			return NULL;
-		c = (v->type == jbvBinary) ? v->val.binary.data : NULL;
-	}
-	if (v == NULL || v->type != jbvString)
-		return NULL;
-	return pnstrdup(v->val.string.val, v->val.string.len);
-}
-
-static bool
-has_key(JsonbContainer *root, const char *key)
-{
-	JsonbValue *v = pl_jb_get(root, key);
-
-	return v != NULL && v->type != jbvNull;
-}
-
-static bool
-plausible(const char *s, size_t max)
-{
-	if (strlen(s) > max)
-		return false;
-	for (const unsigned char *p = (const unsigned char *) s; *p; p++)
-		if (*p < 0x20 || *p == 0x7f)
-			return false;
-	return true;
-}
-
-/* a field, or "" when missing; a reason is set when the value is not plausible */
-static char *
-field(GitEvent *ev, const char *what, char *value, size_t max)
-{
-	if (value == NULL)
-		return pstrdup("");
-	if (!plausible(value, max))
-	{
-		if (ev->reason == NULL)
-			ev->reason = psprintf("the payload's %s is too long or holds control characters", what);
-		return pstrdup("");
-	}
-	return value;
-}
-
-static char *
-first_of(char *a, char *b)
-{
-	return (a != NULL && a[0] != '\0') ? a : b;
-}
-
-static bool
-all_zeros(const char *sha)
-{
-	if (sha == NULL || sha[0] == '\0')
-		return false;
-	for (const char *p = sha; *p; p++)
-		if (*p != '0')
-			return false;
-	return true;
-}
-
-/* the event type from the provider's header, or from the payload */
-static void
-infer_type(GitEvent *ev, JsonbContainer *root)
-{
-	const char *p = ev->provider;
-	char	   *h = ev->header;
-
-	if (strcmp(p, "gitlab") == 0)
-	{
-		if (h == NULL)
-			h = str_at(root, "object_kind", NULL, NULL);
-		if (h == NULL)
-			return;
-		if (strcmp(h, "Push Hook") == 0 || strcmp(h, "push") == 0)
-			ev->type = "push";
-		else if (strcmp(h, "Tag Push Hook") == 0 || strcmp(h, "tag_push") == 0 ||
-				 strcmp(h, "tag") == 0)
-			ev->type = "tag";
-		else if (strcmp(h, "Merge Request Hook") == 0 || strcmp(h, "merge_request") == 0)
-			ev->type = "merge_request";
-		else
-			ev->type = h;
-		return;
-	}
-	if (h == NULL && strcmp(p, "generic") == 0)
-		h = str_at(root, "event", NULL, NULL);
-	if (h == NULL)
-	{
-		/* github, gitea, generic without a header: the shape of the payload */
-		if (pl_jb_get(root, "pull_request") != NULL &&
-			pl_jb_get(root, "pull_request")->type == jbvBinary)
-			ev->type = "merge_request";
-		else if (str_at(root, "ref", NULL, NULL) != NULL &&
-				 (has_key(root, "commits") || has_key(root, "head_commit") ||
-				  has_key(root, "after") || has_key(root, "sha")))
-			ev->type = "push";
-		return;
-	}
-	if (strcmp(h, "push") == 0 || strcmp(h, "tag") == 0)
-		ev->type = h;
-	else if (strcmp(h, "pull_request") == 0 || strcmp(h, "merge_request") == 0)
-		ev->type = "merge_request";
-	else
-		ev->type = h;
-}
-
-/* GIT_* of a push, a tag or a merge request, by provider */
-static void
-read_fields(GitEvent *ev, JsonbContainer *root)
-{
-	bool		gitlab = strcmp(ev->provider, "gitlab") == 0;
-	bool		generic = strcmp(ev->provider, "generic") == 0;
-	bool		mr = strcmp(ev->type, "merge_request") == 0;
-	char	   *ref,
-			   *sha,
-			   *repo,
-			   *author;
-
-	if (gitlab && mr)
-	{
-		ref = str_at(root, "object_attributes", "source_branch", NULL);
-		sha = str_at(root, "object_attributes", "last_commit", "id");
-		repo = str_at(root, "project", "path_with_namespace", NULL);
-		author = str_at(root, "user", "username", NULL);
-	}
-	else if (gitlab)
-	{
-		ref = str_at(root, "ref", NULL, NULL);
-		sha = first_of(str_at(root, "checkout_sha", NULL, NULL), str_at(root, "after", NULL, NULL));
-		repo = str_at(root, "project", "path_with_namespace", NULL);
-		author = first_of(str_at(root, "user_username", NULL, NULL),
-						  str_at(root, "user_name", NULL, NULL));
-	}
-	else if (mr)
-	{
-		ref = str_at(root, "pull_request", "head", "ref");
-		sha = str_at(root, "pull_request", "head", "sha");
-		repo = str_at(root, "repository", "full_name", NULL);
-		author = first_of(str_at(root, "pull_request", "user", "login"),
-						  str_at(root, "sender", "login", NULL));
-	}
-	else
-	{
-		ref = str_at(root, "ref", NULL, NULL);
-		sha = first_of(str_at(root, "after", NULL, NULL),
-					   first_of(str_at(root, "head_commit", "id", NULL), str_at(root, "sha", NULL, NULL)));
-		repo = generic ? first_of(str_at(root, "repo", NULL, NULL),
-								  str_at(root, "repository", "full_name", NULL))
-			: str_at(root, "repository", "full_name", NULL);
-		author = generic ? str_at(root, "author", NULL, NULL)
-			: first_of(first_of(str_at(root, "pusher", "name", NULL), str_at(root, "pusher", "login", NULL)),
-					   str_at(root, "sender", "login", NULL));
-	}
-	/* a merge request's ref is its source branch, written as a full ref */
-	if (mr && ref != NULL && strncmp(ref, "refs/", 5) != 0)
-		ref = psprintf("refs/heads/%s", ref);
-
-	ev->ref = field(ev, "ref", ref, PL_TRIGGER_MAX_REF);
-	ev->sha = field(ev, "commit sha", sha, PL_TRIGGER_MAX_FIELD);
-	ev->repo = field(ev, "repository", repo, PL_TRIGGER_MAX_FIELD);
-	ev->author = field(ev, "author", author, PL_TRIGGER_MAX_FIELD);
-	if (ev->reason)
-		return;
-	if (ev->ref[0] == '\0')
-	{
-		ev->reason = psprintf("the payload has no ref (a string) for a %s event", ev->type);
-		return;
-	}
-	if (strcmp(ev->type, "push") == 0 && strncmp(ev->ref, "refs/tags/", 10) == 0)
-		ev->type = "tag";
-	if (!mr)
-	{
-		JsonbValue *deleted = pl_jb_get(root, "deleted");
-
-		if ((deleted && deleted->type == jbvBool && deleted->val.boolean) || all_zeros(ev->sha))
-			ev->reason = psprintf("the push deleted %s: nothing to build", pl_clip(ev->ref));
-	}
-}
-
-static void
-read_event(GitEvent *ev, JsonbContainer *root)
-{
-	infer_type(ev, root);
-	ev->repo = ev->ref = ev->sha = ev->author = "";
-	if (ev->type == NULL)
-	{
-		ev->reason = pstrdup("the event type could not be inferred from the payload (pass the provider's event header)");
-		return;
-	}
-	if (!plausible(ev->type, PL_TRIGGER_MAX_FIELD))
-	{
-		ev->type = "";
-		ev->reason = pstrdup("the payload's event type is too long or holds control characters");
-		return;
-	}
-	if (strcmp(ev->type, "push") != 0 && strcmp(ev->type, "tag") != 0 &&
-		strcmp(ev->type, "merge_request") != 0)
-	{
-		ev->reason = psprintf("event type \"%s\" starts no trigger (push, tag and merge_request do)",
-							  pl_clip(ev->type));
-		return;
-	}
-	read_fields(ev, root);
-}
 
 /* ------------------------------------------------------------------ the triggers */
 
@@ -337,7 +100,7 @@ load_candidates(const char *provider, int *n)
 
 /* why this trigger does not fire for ev, or NULL when it does */
 static char *
-mismatch(Candidate *c, GitEvent *ev)
+mismatch(Candidate *c, PlGitEvent *ev)
 {
 	static PlStmt q = {
 		"SELECT $1::jsonb ? $2, $4 IS NULL OR $3 ~ $4", 4, {TEXTOID, TEXTOID, TEXTOID, TEXTOID}
@@ -357,9 +120,31 @@ mismatch(Candidate *c, GitEvent *ev)
 	return NULL;
 }
 
+/*
+ * Is this error run_pipeline refusing the run (recorded as the trigger's
+ * reason), rather than the statement being canceled or the server in
+ * trouble (re-thrown)?
+ */
+static bool
+refusal(int sqlerrcode)
+{
+	switch (ERRCODE_TO_CATEGORY(sqlerrcode))
+	{
+		case ERRCODE_TO_CATEGORY(ERRCODE_OPERATOR_INTERVENTION):	/* 57: canceled, shutdown */
+		case ERRCODE_TO_CATEGORY(ERRCODE_INSUFFICIENT_RESOURCES):	/* 53 */
+		case ERRCODE_TO_CATEGORY(ERRCODE_PROGRAM_LIMIT_EXCEEDED):	/* 54 */
+		case ERRCODE_TO_CATEGORY(ERRCODE_SYSTEM_ERROR):	/* 58 */
+		case ERRCODE_TO_CATEGORY(ERRCODE_INTERNAL_ERROR):	/* XX */
+		case ERRCODE_TO_CATEGORY(ERRCODE_T_R_SERIALIZATION_FAILURE):	/* 40: deadlock */
+			return false;
+		default:
+			return true;
+	}
+}
+
 /* run_pipeline in a subtransaction: the run id, or 0 with *why set */
 static int64
-start_run(Candidate *c, GitEvent *ev, int64 event_id, char **why)
+start_run(Candidate *c, PlGitEvent *ev, int64 event_id, char **why)
 {
 	static PlStmt q = {
 		"SELECT pipeline.run_pipeline($1, $2::jsonb || pg_catalog.jsonb_build_object("
@@ -410,6 +195,9 @@ start_run(Candidate *c, GitEvent *ev, int64 event_id, char **why)
 		RollbackAndReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(mcx);
 		CurrentResourceOwner = owner;
+		/* a cancel, a shutdown, no memory: not a refusal of this trigger's run */
+		if (!refusal(edata->sqlerrcode))
+			ReThrowError(edata);
 		*why = psprintf("run_pipeline refused: %s", edata->message);
 		FreeErrorData(edata);
 		run = 0;
@@ -423,7 +211,7 @@ start_run(Candidate *c, GitEvent *ev, int64 event_id, char **why)
  * the run ids (palloc'd in outer), *nruns their number.  Inside SPI.
  */
 static int64 *
-fire(GitEvent *ev, Candidate *c, int nc, MemoryContext outer, int *nruns)
+fire(PlGitEvent *ev, Candidate *c, int nc, MemoryContext outer, int *nruns)
 {
 	static PlStmt ins = {
 		"INSERT INTO pipeline.trigger_event (provider, provider_event, event_type, repo, ref, sha,"
@@ -544,7 +332,7 @@ event_type_arg(FunctionCallInfo fcinfo, int argno, const char *fn)
 	h = text_to_cstring(PG_GETARG_TEXT_PP(argno));
 	if (h[0] == '\0')
 		return NULL;
-	if (!plausible(h, PL_TRIGGER_MAX_FIELD))
+	if (!pl_trigger_plausible(h, PL_TRIGGER_MAX_FIELD))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("%s: event_type is longer than %d bytes or holds control characters",
@@ -574,7 +362,7 @@ PG_FUNCTION_INFO_V1(pl_fire_trigger);
 Datum
 pl_fire_trigger(PG_FUNCTION_ARGS)
 {
-	GitEvent	ev = {0};
+	PlGitEvent	ev = {0};
 	Jsonb	   *jb;
 	char	   *text;
 	Candidate  *c;
@@ -606,83 +394,12 @@ pl_fire_trigger(PG_FUNCTION_ARGS)
 
 	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
 	outer = pl_spi_connect();
-	read_event(&ev, &jb->root);
+	pl_trigger_read_event(&ev, &jb->root);
 	c = load_candidates(ev.provider, &nc);
 	runs = fire(&ev, c, nc, outer, &n);
 	pl_spi_finish();
 	return_runs(fcinfo, runs, n);
 	return (Datum) 0;
-}
-
-/* nesting depth of JSON text, counted outside strings; stops past limit */
-static int
-json_depth(const char *s, size_t len, int limit)
-{
-	int			depth = 0,
-				max = 0;
-	bool		in_string = false;
-
-	for (size_t i = 0; i < len; i++)
-	{
-		char		ch = s[i];
-
-		if (in_string)
-		{
-			if (ch == '\\')
-				i++;
-			else if (ch == '"')
-				in_string = false;
-		}
-		else if (ch == '"')
-			in_string = true;
-		else if (ch == '{' || ch == '[')
-		{
-			if (++depth > max)
-				max = depth;
-			if (max > limit)
-				return max;
-		}
-		else if (ch == '}' || ch == ']')
-			depth--;
-	}
-	return max;
-}
-
-/* the raw body as a JSON object, or 22023 saying what is wrong with it */
-static Jsonb *
-parse_body(const char *provider, bytea *body)
-{
-	int			len = VARSIZE_ANY_EXHDR(body);
-	char	   *s = palloc(len + 1);
-	JsonLexContext *lex;
-	JsonParseErrorType rc;
-	Jsonb	   *jb;
-
-	memcpy(s, VARDATA_ANY(body), len);
-	s[len] = '\0';
-	if (memchr(s, '\0', len) != NULL || !pg_verify_mbstr(GetDatabaseEncoding(), s, len, true))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("%s webhook: the body is not valid %s text", provider,
-						GetDatabaseEncodingName())));
-	if (json_depth(s, len, PL_TRIGGER_MAX_DEPTH) > PL_TRIGGER_MAX_DEPTH)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("%s webhook: the body is nested deeper than %d levels", provider,
-						PL_TRIGGER_MAX_DEPTH)));
-	lex = makeJsonLexContextCstringLen(s, len, GetDatabaseEncoding(), true);
-	rc = pg_parse_json(lex, &nullSemAction);
-	if (rc != JSON_SUCCESS)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("%s webhook: the body is not valid JSON: %s", provider,
-						pl_clip(json_errdetail(rc, lex)))));
-	jb = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(s)));
-	if (!pl_jb_is_object(jb))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("%s webhook: the body must be a JSON object", provider)));
-	return jb;
 }
 
 /*
@@ -695,7 +412,7 @@ PG_FUNCTION_INFO_V1(pl_fire_signed_trigger);
 Datum
 pl_fire_signed_trigger(PG_FUNCTION_ARGS)
 {
-	GitEvent	ev = {0};
+	PlGitEvent	ev = {0};
 	bytea	   *body;
 	char	   *signature;
 	Candidate  *c;
@@ -737,10 +454,10 @@ pl_fire_signed_trigger(PG_FUNCTION_ARGS)
 						signature == NULL || signature[0] == '\0' ? "the signature is missing"
 						: nc == 0 ? "there is no enabled trigger for this provider"
 						: "the signature matches no enabled trigger's secret")));
-	jb = parse_body(ev.provider, body);
+	jb = pl_trigger_parse_body(ev.provider, body);
 	ev.digest = pl_trigger_sha256_hex(VARDATA_ANY(body), VARSIZE_ANY_EXHDR(body));
 	ev.bytes = VARSIZE_ANY_EXHDR(body);
-	read_event(&ev, &jb->root);
+	pl_trigger_read_event(&ev, &jb->root);
 	runs = fire(&ev, c, nc, outer, &n);
 	pl_spi_finish();
 	return_runs(fcinfo, runs, n);
