@@ -367,7 +367,8 @@ REVOKE ALL ON FUNCTION redact_hooks(jsonb), redact_pipeline(jsonb, text[]),
     runtime_env_name_allowed(text) FROM PUBLIC;
 
 -- ---------------------------------------------------------------------------
--- Git triggers (SPEC §15; src/trigger.c, src/trigger_fire.c; README "Triggers").
+-- Issue 13 item 4, git triggers (SPEC §15; src/trigger.c, src/trigger_payload.c,
+-- src/trigger_fire.c; README "Triggers").
 
 -- Trigger definitions, versioned like jobs.  definition is normalized by
 -- define_trigger() and never holds the secret; the secret is kept apart, read

@@ -735,7 +735,8 @@ SELECT l.name, l.version,
           FROM pipeline ORDER BY name, version DESC) l;
 
 -- ---------------------------------------------------------------------------
--- Git triggers (SPEC §15; src/trigger.c, src/trigger_fire.c; README "Triggers").
+-- Git triggers (SPEC §15; src/trigger.c, src/trigger_payload.c, src/trigger_fire.c;
+-- README "Triggers").
 
 -- Trigger definitions, versioned like jobs.  definition is normalized by
 -- define_trigger() and never holds the secret; the secret is kept apart, read
