@@ -24,11 +24,14 @@ OBJS = \
 	src/gates.o \
 	src/notifier.o \
 	src/redact.o \
-	src/secrets.o
+	src/secrets.o \
+	src/trigger.o \
+	src/trigger_payload.o \
+	src/trigger_fire.o
 
 DATA = pipeline--0.1.sql pipeline--$(EXTVERSION).sql pipeline--0.1--0.2.sql
 
-REGRESS = init definitions runs status advance claim events cancel params gates retry reap hooks retention logs_graph privileges def_limits api_contract redaction secrets
+REGRESS = init definitions runs status advance claim events cancel params gates retry reap hooks retention logs_graph privileges def_limits api_contract redaction secrets triggers
 REGRESS_OPTS = --load-extension=pipeline
 
 ISOLATION = fan_in claim_race cancel_vs_complete retry_vs_late_update reap_vs_final_report hook_claim_race
@@ -72,6 +75,7 @@ CTL_OBJS = \
 	src/pipelinectl/serve/dbpool.o \
 	src/pipelinectl/serve/events.o \
 	src/pipelinectl/serve/metrics.o \
+	src/pipelinectl/cmd_triggerd.o \
 	src/pipelinectl/runner/loop.o \
 	src/pipelinectl/runner/spawn.o \
 	src/pipelinectl/runner/supervise.o \
