@@ -62,6 +62,7 @@ set_final(task *t, const char *stage, const char *message, char *detail_owned, c
 	t->final_message = message ? xstrdup(message) : NULL;
 	t->final_detail = detail_owned;
 	t->final_envs = envs_owned;
+	t->envs_checked = false;
 	t->state = TS_FINISH;
 	retry_reset(&t->retry);
 }
@@ -485,7 +486,8 @@ runner_run(runner *r)
 
 		if (db_ensure(&r->db, now) && !r->setup_checked)
 		{
-			static const char *const needs[] = {"pipeline.claim_job_tasks(text,int,jsonb)", NULL};
+			static const char *const needs[] = {"pipeline.claim_job_tasks(text,int,jsonb)",
+				"pipeline.runtime_env_name_allowed(text)", NULL};
 			char msg[1024];
 
 			switch (db_check_setup(&r->db, needs, msg, sizeof(msg)))
