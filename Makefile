@@ -93,7 +93,7 @@ PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
 CTL_CFLAGS = -std=gnu11 -O2 -g -Wall -Wextra -Wno-unused-parameter -Werror \
-	-I$(shell $(PG_CONFIG) --includedir) $(CTL_EXTRA_CFLAGS)
+	-DPCTL_VERSION='"$(EXTVERSION)"' -I$(shell $(PG_CONFIG) --includedir) $(CTL_EXTRA_CFLAGS)
 CTL_LIBS = -L$(shell $(PG_CONFIG) --libdir) -lpq -lcurl -lcrypto -ljansson -lyaml $(CTL_EXTRA_LIBS)
 
 all: pipelinectl
@@ -101,6 +101,9 @@ all: pipelinectl
 # each object from its source with the program's flags (not the server module's)
 $(CTL_OBJS): src/pipelinectl/%.o: src/pipelinectl/%.c $(CTL_HDRS)
 	$(CC) $(CTL_CFLAGS) -c -o $@ $<
+
+# the objects that print the version (EXTVERSION, above)
+src/pipelinectl/main.o src/pipelinectl/hookd/deliver.o: Makefile
 
 pipelinectl: $(CTL_OBJS)
 	$(CC) $(CTL_CFLAGS) -o $@ $(CTL_OBJS) $(CTL_LIBS)

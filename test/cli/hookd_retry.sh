@@ -53,6 +53,9 @@ is "the receiver got exactly 2 requests" "$(recv_count "$P")" 2
 r1=$(recv_request "$P" 0)
 r2=$(recv_request "$P" 1)
 is "the receiver answered 500 then 200" "$(jget "$r1" 'd["status"]') $(jget "$r2" 'd["status"]')" "500 200"
+extversion=$(sed -n "s/^default_version = '\\(.*\\)'$/\\1/p" "$PL_ROOT/pipeline.control")
+is "both name the sender's version (User-Agent)" "$(header "$r1" User-Agent) $(header "$r2" User-Agent)" \
+	"pipelinectl/$extversion pipelinectl/$extversion"
 is "both carry the same X-Pipeline-Delivery" "$(header "$r1" X-Pipeline-Delivery) $(header "$r2" X-Pipeline-Delivery)" "$id $id"
 cmp_num "the retry came after the backoff (>= $((BACKOFF - 1)).9 s later)" \
 	"$(awk -v a="$(jget "$r1" 'd["time"]')" -v b="$(jget "$r2" 'd["time"]')" 'BEGIN { print b - a }')" -ge $((BACKOFF - 1)).9
