@@ -84,6 +84,7 @@ CTL_OBJS = \
 	src/pipelinectl/lib/out.o \
 	src/pipelinectl/lib/sign.o \
 	src/pipelinectl/lib/proc.o \
+	src/pipelinectl/lib/daemon.o \
 	src/pipelinectl/lib/yaml.o
 CTL_HDRS = $(wildcard src/pipelinectl/*.h src/pipelinectl/*/*.h)
 EXTRA_CLEAN = pipelinectl $(CTL_OBJS)

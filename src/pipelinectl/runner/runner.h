@@ -141,13 +141,8 @@ typedef struct job_user
 
 typedef struct runner
 {
-	char *name;
+	daemon_opts d;				/* name, concurrency, polling, --exit-when-idle ... */
 	char *labels_json;
-	int concurrency;
-	bool exit_when_idle;
-	double retry_for;			/* --exit-when-idle: give up after this long without the database */
-	bool setup_checked;			/* the extension and the grants were checked */
-	double poll_interval;
 	double heartbeat;
 	job_user ju;
 	char *work_root;			/* where work directories are made ($TMPDIR or /tmp) */
