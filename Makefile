@@ -99,6 +99,7 @@ CTL_OBJS = \
 	src/pipelinectl/lib/out.o \
 	src/pipelinectl/lib/sign.o \
 	src/pipelinectl/lib/proc.o \
+	src/pipelinectl/lib/daemon.o \
 	src/pipelinectl/lib/yaml.o
 CTL_HDRS = $(wildcard src/pipelinectl/*.h src/pipelinectl/*/*.h)
 EXTRA_CLEAN = pipelinectl $(CTL_OBJS)
@@ -108,7 +109,7 @@ PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
 CTL_CFLAGS = -std=gnu11 -O2 -g -Wall -Wextra -Wno-unused-parameter -Werror \
-	-I$(shell $(PG_CONFIG) --includedir) $(CTL_EXTRA_CFLAGS)
+	-DPCTL_VERSION='"$(EXTVERSION)"' -I$(shell $(PG_CONFIG) --includedir) $(CTL_EXTRA_CFLAGS)
 CTL_LIBS = -L$(shell $(PG_CONFIG) --libdir) -lpq -lcurl -lcrypto -ljansson -lyaml -lmicrohttpd -lpthread $(CTL_EXTRA_LIBS)
 
 all: pipelinectl
@@ -116,6 +117,9 @@ all: pipelinectl
 # each object from its source with the program's flags (not the server module's)
 $(CTL_OBJS): src/pipelinectl/%.o: src/pipelinectl/%.c $(CTL_HDRS)
 	$(CC) $(CTL_CFLAGS) -c -o $@ $<
+
+# the objects that print the version (EXTVERSION, above)
+src/pipelinectl/main.o src/pipelinectl/hookd/deliver.o: Makefile
 
 pipelinectl: $(CTL_OBJS)
 	$(CC) $(CTL_CFLAGS) -o $@ $(CTL_OBJS) $(CTL_LIBS)

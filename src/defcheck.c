@@ -17,34 +17,49 @@
 #include "pipeline.h"
 #include "defcheck.h"
 
-void
-def_error(DefCtx *ctx, const char *path, const char *fmt,...)
+/*
+ * fmt and its arguments formatted in full, palloc'd (no fixed buffer: a cut
+ * could fall inside a character).  For the refusals of def_error and run.c.
+ */
+char *
+pl_vformat(const char *fmt, va_list args)
 {
 	StringInfoData msg;
 
-	/* formatted in full (no fixed buffer: a cut could fall inside a character) */
 	initStringInfo(&msg);
 	for (;;)
 	{
 		va_list		ap;
 		int			needed;
 
-		va_start(ap, fmt);
+		va_copy(ap, args);
 		needed = appendStringInfoVA(&msg, fmt, ap);
 		va_end(ap);
 		if (needed == 0)
 			break;
 		enlargeStringInfo(&msg, needed);
 	}
+	return msg.data;
+}
+
+void
+def_error(DefCtx *ctx, const char *path, const char *fmt,...)
+{
+	va_list		ap;
+	char	   *msg;
+
+	va_start(ap, fmt);
+	msg = pl_vformat(fmt, ap);
+	va_end(ap);
 	if (ctx->name)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("%s \"%s\": %s: %s", ctx->kind, pl_clip(ctx->name), pl_clip_n(path, 256),
-						msg.data)));
+						msg)));
 	else
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("%s definition: %s: %s", ctx->kind, pl_clip_n(path, 256), msg.data)));
+				 errmsg("%s definition: %s: %s", ctx->kind, pl_clip_n(path, 256), msg)));
 }
 
 /*
@@ -321,10 +336,14 @@ def_emit_string_map(DefCtx *ctx, const char *path, JsonbContainer *obj, const ch
 	appendStringInfoChar(out, '}');
 }
 
-/* array of strings */
-void
-def_emit_string_array(DefCtx *ctx, const char *path, JsonbContainer *obj, const char *key,
-				  StringInfo out, bool *first, bool stage_names)
+/*
+ * Writes the start of the array at key ("key": [, after ", " unless *first)
+ * and returns the array, refusing another type; NULL when it is missing or
+ * null (no elements).  The caller writes the elements and the ']'.
+ */
+JsonbContainer *
+def_emit_array_start(DefCtx *ctx, const char *path, JsonbContainer *obj, const char *key,
+					 StringInfo out, bool *first)
 {
 	JsonbValue *v = pl_jb_get(obj, key);
 
@@ -333,16 +352,27 @@ def_emit_string_array(DefCtx *ctx, const char *path, JsonbContainer *obj, const 
 	*first = false;
 	escape_json(out, key);
 	appendStringInfoString(out, ": [");
-	if (v != NULL && v->type != jbvNull)
-	{
-		int			n;
+	if (v == NULL || v->type == jbvNull)
+		return NULL;
+	if (!def_is_array(v))
+		def_error(ctx, def_path_key(path, key), "must be an array, not %s", def_type_name(v));
+	return v->val.binary.data;
+}
 
-		if (!def_is_array(v))
-			def_error(ctx, def_path_key(path, key), "must be an array, not %s", def_type_name(v));
-		n = JsonContainerSize(v->val.binary.data);
+/* array of strings */
+void
+def_emit_string_array(DefCtx *ctx, const char *path, JsonbContainer *obj, const char *key,
+				  StringInfo out, bool *first, bool stage_names)
+{
+	JsonbContainer *arr = def_emit_array_start(ctx, path, obj, key, out, first);
+
+	if (arr != NULL)
+	{
+		int			n = JsonContainerSize(arr);
+
 		for (int i = 0; i < n; i++)
 		{
-			JsonbValue *e = getIthJsonbValueFromContainer(v->val.binary.data, i);
+			JsonbValue *e = getIthJsonbValueFromContainer(arr, i);
 			char	   *s;
 
 			if (e->type != jbvString)

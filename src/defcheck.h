@@ -45,6 +45,8 @@ extern int	def_get_int(DefCtx *ctx, const char *path, JsonbContainer *obj, const
 						int dflt, int maxval);
 extern void def_emit_string_map(DefCtx *ctx, const char *path, JsonbContainer *obj, const char *key,
 								StringInfo out, bool *first, bool names_are_params);
+extern JsonbContainer *def_emit_array_start(DefCtx *ctx, const char *path, JsonbContainer *obj,
+											const char *key, StringInfo out, bool *first);
 extern void def_emit_string_array(DefCtx *ctx, const char *path, JsonbContainer *obj,
 								  const char *key, StringInfo out, bool *first, bool stage_names);
 

@@ -124,23 +124,15 @@ def_emit_hooks(DefCtx *ctx, const char *path, JsonbContainer *obj, const char *k
 {
 	static const char *const hook_keys[] = {"url", "headers", "events", "secret", "description",
 	"robot", NULL};
-	JsonbValue *v = pl_jb_get(obj, key);
+	JsonbContainer *arr = def_emit_array_start(ctx, path, obj, key, out, first);
 
-	if (!*first)
-		appendStringInfoString(out, ", ");
-	*first = false;
-	escape_json(out, key);
-	appendStringInfoString(out, ": [");
-	if (v != NULL && v->type != jbvNull)
+	if (arr != NULL)
 	{
-		int			n;
+		int			n = JsonContainerSize(arr);
 
-		if (!def_is_array(v))
-			def_error(ctx, def_path_key(path, key), "must be an array, not %s", def_type_name(v));
-		n = JsonContainerSize(v->val.binary.data);
 		for (int i = 0; i < n; i++)
 		{
-			JsonbValue *e = getIthJsonbValueFromContainer(v->val.binary.data, i);
+			JsonbValue *e = getIthJsonbValueFromContainer(arr, i);
 			char	   *hp = def_path_idx(path, key, i);
 			JsonbContainer *h;
 			char	   *url;
@@ -182,23 +174,15 @@ void
 def_emit_mentions(DefCtx *ctx, const char *path, JsonbContainer *obj, StringInfo out, bool *first)
 {
 	static const char *const m_keys[] = {"user", "notify_types", "events", NULL};
-	JsonbValue *v = pl_jb_get(obj, "mention_users");
+	JsonbContainer *arr = def_emit_array_start(ctx, path, obj, "mention_users", out, first);
 
-	if (!*first)
-		appendStringInfoString(out, ", ");
-	*first = false;
-	appendStringInfoString(out, "\"mention_users\": [");
-	if (v != NULL && v->type != jbvNull)
+	if (arr != NULL)
 	{
-		int			n;
+		int			n = JsonContainerSize(arr);
 
-		if (!def_is_array(v))
-			def_error(ctx, def_path_key(path, "mention_users"), "must be an array, not %s",
-					  def_type_name(v));
-		n = JsonContainerSize(v->val.binary.data);
 		for (int i = 0; i < n; i++)
 		{
-			JsonbValue *e = getIthJsonbValueFromContainer(v->val.binary.data, i);
+			JsonbValue *e = getIthJsonbValueFromContainer(arr, i);
 			char	   *mp = def_path_idx(path, "mention_users", i);
 			bool		f = true;
 

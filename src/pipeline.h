@@ -195,6 +195,10 @@ extern const char *const pl_runtime_env_rule;	/* the deny-list, as a sentence */
 extern bool pl_valid_name(const char *s, bool allow_dot);
 extern bool pl_valid_param_name(const char *s);
 #define PL_CLIP_BYTES 64		/* user values quoted in messages: at most this many bytes */
+/* pl_jsonb_rewrite (util.c): a callback that may change v in place, true if it did */
+typedef bool (*PlJsonbRewriteFn) (JsonbIteratorToken tok, JsonbValue *v, const JsonbValue *key, void *arg);
+extern Jsonb *pl_jsonb_rewrite(Jsonb *doc, bool shallow, PlJsonbRewriteFn fn, void *arg);
+extern char *pl_vformat(const char *fmt, va_list args) pg_attribute_printf(1, 0);
 extern char *pl_clip(const char *s);	/* cut at a character boundary, "..." added */
 extern char *pl_clip_n(const char *s, int max);
 

@@ -314,35 +314,16 @@ hooks_empty(Jsonb *hooks)
 	return true;
 }
 
+struct SensNames;
+static Jsonb *redact_object(Jsonb *doc, struct SensNames *sens);
+
 /* An object with its hook target lists (webhooks, im_robot_notify) redacted. */
 Jsonb *
 pl_redact_hooks(Jsonb *hooks)
 {
-	JsonbParseState *st = NULL;
-	JsonbIterator *it;
-	JsonbValue	k,
-				v;
-	JsonbIteratorToken tok;
-	JsonbValue *res = NULL;
-
 	if (hooks_empty(hooks))
 		return hooks;
-	it = JsonbIteratorInit(&hooks->root);
-	while ((tok = JsonbIteratorNext(&it, &k, true)) != WJB_DONE)
-	{
-		if (tok != WJB_KEY)
-		{
-			res = pushJsonbValue(&st, tok, NULL);
-			continue;
-		}
-		(void) JsonbIteratorNext(&it, &v, true);
-		push_key(&st, &k);
-		if (is_target_list(&k, &v))
-			push_target_array(&st, v.val.binary.data);
-		else
-			(void) pushJsonbValue(&st, WJB_VALUE, &v);
-	}
-	return JsonbValueToJsonb(res);
+	return redact_object(hooks, NULL);
 }
 
 /* Is name in the (deconstructed) text array? */
@@ -484,16 +465,66 @@ collect_inline_sensitive(JsonbContainer *task, void *arg)
 	}
 }
 
+/* a pipeline's "stages" array, each task redacted by push_task */
+static void
+push_stages(JsonbParseState **st, JsonbContainer *stages, SensNames *sens)
+{
+	int			ns = JsonContainerSize(stages);
+
+	(void) pushJsonbValue(st, WJB_BEGIN_ARRAY, NULL);
+	for (int si = 0; si < ns; si++)
+	{
+		JsonbValue *s = getIthJsonbValueFromContainer(stages, si);
+		JsonbIterator *sit;
+		JsonbValue	sk,
+					sv;
+		JsonbIteratorToken stok;
+
+		if (!jbv_is_container(s, true))
+		{
+			(void) pushJsonbValue(st, WJB_ELEM, s);
+			continue;
+		}
+		sit = JsonbIteratorInit(s->val.binary.data);
+		while ((stok = JsonbIteratorNext(&sit, &sk, true)) != WJB_DONE)
+		{
+			if (stok != WJB_KEY)
+			{
+				(void) pushJsonbValue(st, stok, NULL);
+				continue;
+			}
+			(void) JsonbIteratorNext(&sit, &sv, true);
+			push_key(st, &sk);
+			if (key_is(&sk, "tasks") && jbv_is_container(&sv, false))
+			{
+				int			nt = JsonContainerSize(sv.val.binary.data);
+
+				(void) pushJsonbValue(st, WJB_BEGIN_ARRAY, NULL);
+				for (int ti = 0; ti < nt; ti++)
+				{
+					JsonbValue *t = getIthJsonbValueFromContainer(sv.val.binary.data, ti);
+
+					if (jbv_is_container(t, true))
+						push_task(st, t->val.binary.data, sens);
+					else
+						(void) pushJsonbValue(st, WJB_ELEM, t);
+				}
+				(void) pushJsonbValue(st, WJB_END_ARRAY, NULL);
+			}
+			else
+				(void) pushJsonbValue(st, WJB_VALUE, &sv);
+		}
+	}
+	(void) pushJsonbValue(st, WJB_END_ARRAY, NULL);
+}
+
 /*
- * A pipeline definition as people may see it: hook targets (pipeline- and
- * task-level) redacted, inline jobs' sensitive defaults masked, and every
- * task's run_params masked when named sensitive -- by `sensitive` (the
- * caller passes the names the referenced jobs declare sensitive) or by any
- * inline job of the pipeline (a run param reaches every task of a run, see
- * run.c, so one declaration masks the name everywhere).
+ * The object doc copied with its hook target lists redacted (is_target_list)
+ * and, when sens is given (a pipeline), its "stages" by push_stages: the one
+ * copy of the top level of hooks and pipeline definitions.
  */
 static Jsonb *
-redact_pipeline(Jsonb *def, SensNames *sens)
+redact_object(Jsonb *doc, SensNames *sens)
 {
 	JsonbParseState *st = NULL;
 	JsonbIterator *it;
@@ -501,15 +532,8 @@ redact_pipeline(Jsonb *def, SensNames *sens)
 				v;
 	JsonbIteratorToken tok;
 	JsonbValue *res = NULL;
-	JsonbValue *stages;
 
-	if (!pl_jb_is_object(def))
-		return def;
-	stages = pl_jb_get(&def->root, "stages");
-	if (stages && jbv_is_container(stages, false))
-		for_each_task(stages->val.binary.data, collect_inline_sensitive, sens);
-
-	it = JsonbIteratorInit(&def->root);
+	it = JsonbIteratorInit(&doc->root);
 	while ((tok = JsonbIteratorNext(&it, &k, true)) != WJB_DONE)
 	{
 		if (tok != WJB_KEY)
@@ -521,60 +545,33 @@ redact_pipeline(Jsonb *def, SensNames *sens)
 		push_key(&st, &k);
 		if (is_target_list(&k, &v))
 			push_target_array(&st, v.val.binary.data);
-		else if (key_is(&k, "stages") && jbv_is_container(&v, false))
-		{
-			int			ns = JsonContainerSize(v.val.binary.data);
-
-			(void) pushJsonbValue(&st, WJB_BEGIN_ARRAY, NULL);
-			for (int si = 0; si < ns; si++)
-			{
-				JsonbValue *s = getIthJsonbValueFromContainer(v.val.binary.data, si);
-				JsonbIterator *sit;
-				JsonbValue	sk,
-							sv;
-				JsonbIteratorToken stok;
-
-				if (!jbv_is_container(s, true))
-				{
-					(void) pushJsonbValue(&st, WJB_ELEM, s);
-					continue;
-				}
-				sit = JsonbIteratorInit(s->val.binary.data);
-				while ((stok = JsonbIteratorNext(&sit, &sk, true)) != WJB_DONE)
-				{
-					if (stok != WJB_KEY)
-					{
-						(void) pushJsonbValue(&st, stok, NULL);
-						continue;
-					}
-					(void) JsonbIteratorNext(&sit, &sv, true);
-					push_key(&st, &sk);
-					if (key_is(&sk, "tasks") && jbv_is_container(&sv, false))
-					{
-						int			nt = JsonContainerSize(sv.val.binary.data);
-
-						(void) pushJsonbValue(&st, WJB_BEGIN_ARRAY, NULL);
-						for (int ti = 0; ti < nt; ti++)
-						{
-							JsonbValue *t = getIthJsonbValueFromContainer(sv.val.binary.data, ti);
-
-							if (jbv_is_container(t, true))
-								push_task(&st, t->val.binary.data, sens);
-							else
-								(void) pushJsonbValue(&st, WJB_ELEM, t);
-						}
-						(void) pushJsonbValue(&st, WJB_END_ARRAY, NULL);
-					}
-					else
-						(void) pushJsonbValue(&st, WJB_VALUE, &sv);
-				}
-			}
-			(void) pushJsonbValue(&st, WJB_END_ARRAY, NULL);
-		}
+		else if (sens && key_is(&k, "stages") && jbv_is_container(&v, false))
+			push_stages(&st, v.val.binary.data, sens);
 		else
 			(void) pushJsonbValue(&st, WJB_VALUE, &v);
 	}
 	return JsonbValueToJsonb(res);
+}
+
+/*
+ * A pipeline definition as people may see it: hook targets (pipeline- and
+ * task-level) redacted, inline jobs' sensitive defaults masked, and every
+ * task's run_params masked when named sensitive -- by `sensitive` (the
+ * caller passes the names the referenced jobs declare sensitive) or by any
+ * inline job of the pipeline (a run param reaches every task of a run, see
+ * run.c, so one declaration masks the name everywhere).
+ */
+static Jsonb *
+redact_pipeline(Jsonb *def, SensNames *sens)
+{
+	JsonbValue *stages;
+
+	if (!pl_jb_is_object(def))
+		return def;
+	stages = pl_jb_get(&def->root, "stages");
+	if (stages && jbv_is_container(stages, false))
+		for_each_task(stages->val.binary.data, collect_inline_sensitive, sens);
+	return redact_object(def, sens);
 }
 
 /* redact_target(target jsonb) RETURNS jsonb */

@@ -128,25 +128,15 @@ run_error(const char *pipeline, const char *fmt,...) pg_attribute_printf(2, 3);
 static void
 run_error(const char *pipeline, const char *fmt,...)
 {
-	StringInfoData msg;
+	va_list		ap;
+	char	   *msg;
 
-	/* formatted in full (no fixed buffer: a cut could fall inside a character) */
-	initStringInfo(&msg);
-	for (;;)
-	{
-		va_list		ap;
-		int			needed;
-
-		va_start(ap, fmt);
-		needed = appendStringInfoVA(&msg, fmt, ap);
-		va_end(ap);
-		if (needed == 0)
-			break;
-		enlargeStringInfo(&msg, needed);
-	}
+	va_start(ap, fmt);
+	msg = pl_vformat(fmt, ap);
+	va_end(ap);
 	ereport(ERROR,
 			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-			 errmsg("pipeline \"%s\": %s", pl_clip(pipeline), msg.data)));
+			 errmsg("pipeline \"%s\": %s", pl_clip(pipeline), msg)));
 }
 
 static JobCacheEnt *

@@ -237,49 +237,36 @@ pl_mask_secrets_text(PG_FUNCTION_ARGS)
  * depth) with the secrets masked.  Two keys that become equal keep the
  * last value, as in any JSON object with a duplicate key.
  */
+/* pl_jsonb_rewrite callback: a string (key, value or element) with the secrets masked */
+static bool
+mask_jsonb_string(JsonbIteratorToken tok, JsonbValue *v, const JsonbValue *key, void *arg)
+{
+	int			mlen;
+	char	   *m;
+
+	if (v->type != jbvString)
+		return false;
+	m = mask_string(v->val.string.val, v->val.string.len, (Secrets *) arg, &mlen);
+	if (!m)
+		return false;
+	v->val.string.val = m;
+	v->val.string.len = mlen;
+	return true;
+}
+
 PG_FUNCTION_INFO_V1(pl_mask_secrets_jsonb);
 Datum
 pl_mask_secrets_jsonb(PG_FUNCTION_ARGS)
 {
 	Jsonb	   *doc;
 	Secrets		s;
-	JsonbIterator *it;
-	JsonbValue	v;
-	JsonbIteratorToken tok;
-	JsonbParseState *st = NULL;
-	JsonbValue *res = NULL;
-	bool		changed = false;
 
 	if (PG_ARGISNULL(0))
 		PG_RETURN_NULL();
 	doc = PG_GETARG_JSONB_P(0);
 	if (!collect_secrets(fcinfo, &s))
 		PG_RETURN_JSONB_P(doc);
-	it = JsonbIteratorInit(&doc->root);
-	while ((tok = JsonbIteratorNext(&it, &v, false)) != WJB_DONE)
-	{
-		if ((tok == WJB_KEY || tok == WJB_VALUE || tok == WJB_ELEM) && v.type == jbvString)
-		{
-			int			mlen;
-			char	   *m = mask_string(v.val.string.val, v.val.string.len, &s, &mlen);
-
-			if (m)
-			{
-				v.val.string.val = m;
-				v.val.string.len = mlen;
-				changed = true;
-			}
-		}
-		if (tok == WJB_KEY || tok == WJB_VALUE || tok == WJB_ELEM)
-			res = pushJsonbValue(&st, tok, &v);
-		else if (tok == WJB_BEGIN_ARRAY && v.val.array.rawScalar)
-			res = pushJsonbValue(&st, tok, &v);
-		else
-			res = pushJsonbValue(&st, tok, NULL);
-	}
-	if (!changed)
-		PG_RETURN_JSONB_P(doc);
-	PG_RETURN_JSONB_P(JsonbValueToJsonb(res));
+	PG_RETURN_JSONB_P(pl_jsonb_rewrite(doc, false, mask_jsonb_string, &s));
 }
 
 /* ================================================================ runtime env names */

@@ -321,21 +321,107 @@ pl_json_kv_bool(StringInfo buf, bool *first, const char *key, bool val)
  * segment is named) replaced by "******".  Returns params itself when
  * nothing needs masking, so the common case costs one array check.
  */
+typedef struct MaskNames
+{
+	Datum	   *names;
+	bool	   *nulls;
+	int			nnames;
+} MaskNames;
+
+/* pl_jsonb_rewrite callback of mask_params: a value whose key names a sensitive param */
+static bool
+mask_named_value(JsonbIteratorToken tok, JsonbValue *v, const JsonbValue *key, void *arg)
+{
+	MaskNames  *mn = arg;
+	const char *k;
+	int			klen;
+	const char *last;
+	int			lastlen;
+	bool		hit = false;
+
+	if (tok != WJB_VALUE || key == NULL)
+		return false;
+	k = key->val.string.val;
+	klen = key->val.string.len;
+	last = k;
+	for (int i = 0; i < klen; i++)
+		if (k[i] == '.')
+			last = k + i + 1;
+	lastlen = klen - (int) (last - k);
+	for (int i = 0; i < mn->nnames && !hit; i++)
+	{
+		text	   *t;
+
+		if (mn->nulls[i])
+			continue;
+		t = DatumGetTextPP(mn->names[i]);
+		hit = VARSIZE_ANY_EXHDR(t) == (Size) lastlen &&
+			memcmp(VARDATA_ANY(t), last, lastlen) == 0;
+	}
+	if (!hit)
+		return false;
+	v->type = jbvString;
+	v->val.string.val = "******";
+	v->val.string.len = 6;
+	return true;
+}
+
+/*
+ * doc rebuilt with fn's replacements, or doc itself when fn changed nothing:
+ * the one copy loop of the masking functions (mask_params, mask_secrets).
+ * fn sees every key (key NULL), then every value under it (with its key)
+ * and every array element (key NULL), and may change the JsonbValue in
+ * place, returning true when it did.  shallow: the values of the top-level
+ * object are passed whole (a container as jbvBinary), not opened.
+ */
+Jsonb *
+pl_jsonb_rewrite(Jsonb *doc, bool shallow, PlJsonbRewriteFn fn, void *arg)
+{
+	JsonbIterator *it;
+	JsonbValue	v,
+				key;
+	JsonbIteratorToken tok;
+	JsonbParseState *st = NULL;
+	JsonbValue *res = NULL;
+	bool		changed = false;
+
+	it = JsonbIteratorInit(&doc->root);
+	while ((tok = JsonbIteratorNext(&it, &v, false)) != WJB_DONE)
+	{
+		if (tok == WJB_KEY)
+		{
+			key = v;
+			if (fn(tok, &v, NULL, arg))
+				changed = true;
+			res = pushJsonbValue(&st, tok, &v);
+			if (!shallow)
+				continue;
+			tok = JsonbIteratorNext(&it, &v, true);
+			if (fn(tok, &v, &key, arg))
+				changed = true;
+			res = pushJsonbValue(&st, WJB_VALUE, &v);
+		}
+		else if (tok == WJB_VALUE || tok == WJB_ELEM)
+		{
+			if (fn(tok, &v, NULL, arg))
+				changed = true;
+			res = pushJsonbValue(&st, tok, &v);
+		}
+		else if (tok == WJB_BEGIN_ARRAY && v.val.array.rawScalar)
+			res = pushJsonbValue(&st, tok, &v);
+		else
+			res = pushJsonbValue(&st, tok, NULL);
+	}
+	return changed ? JsonbValueToJsonb(res) : doc;
+}
+
 PG_FUNCTION_INFO_V1(pl_mask_params);
 Datum
 pl_mask_params(PG_FUNCTION_ARGS)
 {
 	Jsonb	   *params;
 	ArrayType  *arr;
-	Datum	   *names;
-	bool	   *nulls;
-	int			nnames;
-	JsonbIterator *it;
-	JsonbValue	v;
-	JsonbIteratorToken tok;
-	JsonbParseState *state = NULL;
-	JsonbValue *res = NULL;
-	bool		changed = false;
+	MaskNames	mn;
 
 	if (PG_ARGISNULL(0))
 		PG_RETURN_NULL();
@@ -345,49 +431,6 @@ pl_mask_params(PG_FUNCTION_ARGS)
 	arr = PG_GETARG_ARRAYTYPE_P(1);
 	if (ArrayGetNItems(ARR_NDIM(arr), ARR_DIMS(arr)) == 0)
 		PG_RETURN_JSONB_P(params);
-	deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT, &names, &nulls, &nnames);
-
-	it = JsonbIteratorInit(&params->root);
-	while ((tok = JsonbIteratorNext(&it, &v, false)) != WJB_DONE)
-	{
-		if (tok == WJB_KEY)
-		{
-			const char *k = v.val.string.val;
-			int			klen = v.val.string.len;
-			const char *last = k;
-			int			lastlen;
-			bool		hit = false;
-			JsonbValue	val;
-
-			for (int i = 0; i < klen; i++)
-				if (k[i] == '.')
-					last = k + i + 1;
-			lastlen = klen - (int) (last - k);
-			for (int i = 0; i < nnames && !hit; i++)
-			{
-				text	   *t;
-
-				if (nulls[i])
-					continue;
-				t = DatumGetTextPP(names[i]);
-				hit = VARSIZE_ANY_EXHDR(t) == (Size) lastlen &&
-					memcmp(VARDATA_ANY(t), last, lastlen) == 0;
-			}
-			res = pushJsonbValue(&state, tok, &v);
-			tok = JsonbIteratorNext(&it, &val, true);
-			if (hit)
-			{
-				val.type = jbvString;
-				val.val.string.val = "******";
-				val.val.string.len = 6;
-				changed = true;
-			}
-			res = pushJsonbValue(&state, WJB_VALUE, &val);
-		}
-		else
-			res = pushJsonbValue(&state, tok, (tok < WJB_BEGIN_ARRAY || tok == WJB_ELEM) ? &v : NULL);
-	}
-	if (!changed)
-		PG_RETURN_JSONB_P(params);
-	PG_RETURN_JSONB_P(JsonbValueToJsonb(res));
+	deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT, &mn.names, &mn.nulls, &mn.nnames);
+	PG_RETURN_JSONB_P(pl_jsonb_rewrite(params, true, mask_named_value, &mn));
 }

@@ -78,7 +78,7 @@ hookd_loop(hookd *h)
 			}
 		}
 
-		if (db_ensure(&h->db, now) && !h->setup_checked)
+		if (db_ensure(&h->db, now) && !h->d.setup_checked)
 		{
 			static const char *const needs[] = {
 				"pipeline.claim_hook_deliveries(text,int,interval)",
@@ -92,7 +92,7 @@ hookd_loop(hookd *h)
 				log_error("%s", msg);
 				return EXIT_USAGE;
 			}
-			h->setup_checked = (sr == SETUP_OK);
+			h->d.setup_checked = (sr == SETUP_OK);
 		}
 		if (h->db.fatal)
 		{
@@ -115,8 +115,8 @@ hookd_loop(hookd *h)
 		reap_done(h);
 
 		now = mono_now();
-		if (!h->stopping && db_connected(&h->db) && h->setup_checked && now >= h->next_claim &&
-			h->sending < h->concurrency)
+		if (!h->stopping && db_connected(&h->db) && h->d.setup_checked && now >= h->next_claim &&
+			h->sending < h->d.concurrency)
 			claim_deliveries(h, now);
 
 		mc = curl_multi_perform(h->multi, &running);
@@ -144,13 +144,13 @@ hookd_loop(hookd *h)
 			log_info("stopped");
 			return 0;
 		}
-		if (h->exit_when_idle && db_down_for(&h->db, now) >= h->retry_for && h->sending == 0)
+		if (h->d.exit_when_idle && db_down_for(&h->db, now) >= h->d.retry_for && h->sending == 0)
 		{
 			log_error("no database connection for %.0f s; giving up (--exit-when-idle, --retry-for %.0f)",
-					  db_down_for(&h->db, now), h->retry_for);
+					  db_down_for(&h->db, now), h->d.retry_for);
 			return EXIT_USAGE;
 		}
-		if (h->exit_when_idle && h->idle_after_claim && !anything_pending(h))
+		if (h->d.exit_when_idle && h->idle_after_claim && !anything_pending(h))
 		{
 			log_info("nothing to send; exiting (--exit-when-idle)");
 			return 0;
@@ -160,7 +160,7 @@ hookd_loop(hookd *h)
 		wake = now + 1.0;
 		if (db_connected(&h->db))
 		{
-			if (!h->stopping && h->sending < h->concurrency && h->next_claim < wake)
+			if (!h->stopping && h->sending < h->d.concurrency && h->next_claim < wake)
 				wake = h->next_claim;
 			for (delivery *d = h->list; d; d = d->next)
 				if (d->state == D_COMPLETING && d->retry.next_try < wake)
@@ -235,19 +235,13 @@ cmd_hookd(int argc, char **argv, const char *conninfo)
 	int rc;
 
 	memset(&h, 0, sizeof(h));
-	h.concurrency = 4;
-	h.poll_interval = 2.0;
-	h.retry_for = 30.0;
+	daemon_defaults(&h.d, 4);
 	h.lease = 60;
 	{
 		/* the lease: longer than a send can take (15 s), or a slow send could go out twice */
 		const opt_spec specs[] = {
-			{"name", 'n', OPT_STRING, &name, 0, 0, NULL},
-			{"concurrency", 'c', OPT_INT, &h.concurrency, 1, 1000, NULL},
-			{"poll-interval", 0, OPT_SECONDS, &h.poll_interval, 0.05, 86400, NULL},
+			DAEMON_OPT_SPECS(&h.d, &name, 1000),
 			{"lease", 0, OPT_INT, &h.lease, 20, 86400, "an integer number of seconds from 20 to 86400"},
-			{"exit-when-idle", 0, OPT_FLAG, &h.exit_when_idle, 0, 0, NULL},
-			{"retry-for", 0, OPT_SECONDS, &h.retry_for, 1, 86400, NULL},
 			{"verbose", 'v', OPT_FLAG, &verbose, 0, 0, NULL},
 			{NULL, 0, 0, NULL, 0, 0, NULL}
 		};
@@ -255,28 +249,16 @@ cmd_hookd(int argc, char **argv, const char *conninfo)
 		if ((rc = opts_parse(&cmd, argc, argv, specs)) >= 0)
 			return rc;
 	}
-	if (cmd.first_arg < argc)
-		return usage_error(&cmd, "unexpected argument \"%s\"", argv[cmd.first_arg]);
-	if (name && !*name)
-		return usage_error(&cmd, "--name must not be empty");
+	if ((rc = daemon_check_args(&cmd, argc, argv, name)) >= 0)
+		return rc;
 	log_set_verbose(verbose);
-	if (name)
-		h.name = xstrdup(name);
-	else
-	{
-		char host[256];
-
-		if (gethostname(host, sizeof(host)) != 0)
-			snprintf(host, sizeof(host), "hookd");
-		host[sizeof(host) - 1] = '\0';
-		h.name = xasprintf("%s-%ld", host, (long) getpid());
-	}
+	h.d.name = daemon_name(name, "hookd");
 
 	log_init("hookd");
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
 	{
 		log_error("cannot initialise libcurl");
-		free(h.name);
+		free(h.d.name);
 		return 1;
 	}
 	h.multi = curl_multi_init();
@@ -286,12 +268,12 @@ cmd_hookd(int argc, char **argv, const char *conninfo)
 		if (h.multi)
 			curl_multi_cleanup(h.multi);
 		curl_global_cleanup();
-		free(h.name);
+		free(h.d.name);
 		return 1;
 	}
 	db_init(&h.db, cmd.conninfo, "pipeline_events");
-	log_info("hookd \"%s\" starting: concurrency %d, poll every %.1f s", h.name, h.concurrency,
-			 h.poll_interval);
+	log_info("hookd \"%s\" starting: concurrency %d, poll every %.1f s", h.d.name, h.d.concurrency,
+			 h.d.poll_interval);
 
 	rc = hookd_loop(&h);
 
@@ -306,6 +288,6 @@ cmd_hookd(int argc, char **argv, const char *conninfo)
 	curl_multi_cleanup(h.multi);
 	curl_global_cleanup();
 	db_close(&h.db);
-	free(h.name);
+	free(h.d.name);
 	return rc;
 }

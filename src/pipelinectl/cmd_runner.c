@@ -63,19 +63,13 @@ cmd_runner(int argc, char **argv, const char *conninfo)
 	int rc;
 
 	memset(&r, 0, sizeof(r));
-	r.concurrency = 1;
-	r.poll_interval = 2.0;
-	r.retry_for = 30.0;
+	daemon_defaults(&r.d, 1);
 	r.heartbeat = 10.0;
 	{
 		const opt_spec specs[] = {
-			{"name", 'n', OPT_STRING, &name, 0, 0, NULL},
+			DAEMON_OPT_SPECS(&r.d, &name, 1024),
 			{"labels", 'l', OPT_STRING, &labels_spec, 0, 0, NULL},
-			{"concurrency", 'c', OPT_INT, &r.concurrency, 1, 1024, NULL},
-			{"poll-interval", 0, OPT_SECONDS, &r.poll_interval, 0.05, 86400, NULL},
 			{"heartbeat", 0, OPT_SECONDS, &r.heartbeat, 0.1, 86400, NULL},
-			{"exit-when-idle", 0, OPT_FLAG, &r.exit_when_idle, 0, 0, NULL},
-			{"retry-for", 0, OPT_SECONDS, &r.retry_for, 1, 86400, NULL},
 			{"job-user", 0, OPT_STRING, &job_user_spec, 0, 0, NULL},
 			{"work-dir", 0, OPT_STRING, &work_root, 0, 0, NULL},
 			{"verbose", 'v', OPT_FLAG, &verbose, 0, 0, NULL},
@@ -85,10 +79,8 @@ cmd_runner(int argc, char **argv, const char *conninfo)
 		if ((rc = opts_parse(&cmd, argc, argv, specs)) >= 0)
 			return rc;
 	}
-	if (cmd.first_arg < argc)
-		return usage_error(&cmd, "unexpected argument \"%s\"", argv[cmd.first_arg]);
-	if (name && !*name)
-		return usage_error(&cmd, "--name must not be empty");
+	if ((rc = daemon_check_args(&cmd, argc, argv, name)) >= 0)
+		return rc;
 	if (work_root && *work_root != '/')
 		return usage_error(&cmd, "--work-dir must be an absolute path");
 	if (job_user_spec)
@@ -109,24 +101,14 @@ cmd_runner(int argc, char **argv, const char *conninfo)
 		work_root = getenv("TMPDIR") && *getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
 	r.work_root = xstrdup(work_root);
 	log_set_verbose(verbose);
-	if (name)
-		r.name = xstrdup(name);
-	else
-	{
-		char host[256];
-
-		if (gethostname(host, sizeof(host)) != 0)
-			snprintf(host, sizeof(host), "runner");
-		host[sizeof(host) - 1] = '\0';
-		r.name = xasprintf("%s-%ld", host, (long) getpid());
-	}
+	r.d.name = daemon_name(name, "runner");
 	r.labels_json = sb_steal(&labels);
 
 	log_init("runner");
 	if (signals_install(true, false, true) != 0)
 	{
 		log_error("cannot set up signal handling: %s", strerror(errno));
-		free(r.name);
+		free(r.d.name);
 		free(r.labels_json);
 		free(r.work_root);
 		job_user_free(&r.ju);
@@ -141,7 +123,7 @@ cmd_runner(int argc, char **argv, const char *conninfo)
 	/* nor the runner's memory and environment for a job of the same user (execve resets it) */
 	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 	log_info("runner \"%s\" starting: labels %s, concurrency %d, poll every %.1f s, heartbeat every %.1f s",
-			 r.name, r.labels_json, r.concurrency, r.poll_interval, r.heartbeat);
+			 r.d.name, r.labels_json, r.d.concurrency, r.d.poll_interval, r.heartbeat);
 
 	rc = runner_run(&r);
 	runner_free(&r);

@@ -11,6 +11,12 @@ t_init
 
 commands=$("$PIPELINECTL" --help | awk '/^Commands:/ {on = 1; next} on && /^  [a-z]/ {print $1} on && /^$/ {if (n++) exit}')
 isnt "pipelinectl --help lists commands" "$commands" ""
+extversion=$(sed -n "s/^default_version = '\\(.*\\)'$/\\1/p" "$PL_ROOT/pipeline.control")
+isnt "the extension's default version is known" "$extversion" ""
+for v in --version -V version; do
+	is "pipelinectl $v: the extension's version ($extversion)" "$("$PIPELINECTL" $v)" "pipelinectl $extversion"
+done
+like "pipelinectl --help names it" "$("$PIPELINECTL" --help | head -n 1)" "^pipelinectl $extversion: "
 
 # ---------------------------------------------------------------- make install
 pg_config=${PL_PGBIN:+$PL_PGBIN/}pg_config

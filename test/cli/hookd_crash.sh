@@ -2,7 +2,8 @@
 # hookd_crash: a hook sender killed (SIGKILL) while a delivery is in flight (SPEC §8: "a sender
 # that dies mid-send leaves the delivery to be claimed again once its lease ends (at least
 # once)"):
-#   - hookd A claims the delivery and POSTs it to a slow receiver path; killed mid-send, it
+#   - hookd A claims the delivery and POSTs it to a receiver path that holds the request
+#     until the test has killed A (a marker file) and then answers 3 s later; killed mid-send, it
 #     records nothing: the delivery stays "sending", leased to A (claim lease: 1 minute; hookd
 #     has no option to shorten it);
 #   - while the lease lasts, another hookd (B) does not send it again;
@@ -15,7 +16,7 @@ t_init
 
 L='{"cli": "'$T_ID'"}'
 receiver_start 60
-P=/slow/3/$T_ID
+P=/hold/3/release/$T_ID	# answered only once $T_DIR/release exists, 3 s after that
 
 define_pipeline '{"name": "'$T_ID'",
   "webhooks": [{"url": "'$RECV_URL$P'", "events": ["succeeded"]}],
@@ -28,7 +29,7 @@ delivery() { q "SELECT $1 FROM pipeline.hook_delivery WHERE id = :'id'" "id=$id"
 
 bg_start hookd_a "$PIPELINECTL" hookd --poll-interval 0.2 --name "$T_ID-hookd-a"
 a=$BG_PID
-ok "hookd A sends the delivery (it reaches the slow receiver)" wait_requests "$P" 1 10
+ok "hookd A sends the delivery (it reaches the receiver, which holds it)" wait_requests "$P" 1 10
 is "in flight: sending, leased to A, attempt 1" "$(delivery "status || '|' || sender || '|' || attempts")" \
 	"sending|$T_ID-hookd-a|1"
 cmp_num "the lease runs for about a minute" "$(delivery "extract(epoch from lease_until - now())")" -gt 30
@@ -44,7 +45,9 @@ is "hookd B, while A's lease lasts: exits 0 (idle)" "$rc" 0
 is "... without sending it again" "$(recv_count "$P")" 1
 is "... the delivery stays A's" "$(delivery "status || '|' || sender || '|' || attempts")" "sending|$T_ID-hookd-a|1"
 
-# the lease ends (simulated: as if a minute had passed)
+# the receiver may answer now (A is dead: its held request goes nowhere); the lease ends
+# (simulated: as if a minute had passed)
+touch "$T_DIR/release"
 q "UPDATE pipeline.hook_delivery SET lease_until = now() - interval '1 second',
                                      next_attempt_at = now() - interval '1 second'
     WHERE id = :'id'" "id=$id"

@@ -23,7 +23,8 @@ q "CREATE ROLE \"$ROLE\" LOGIN PASSWORD '$PW';
    GRANT EXECUTE ON FUNCTION pipeline.mask_params(jsonb, text[]),
        pipeline.claim_job_tasks(text, int, jsonb),
        pipeline.update_job_task_status(bigint, pipeline.task_stage, text, text, jsonb, jsonb, jsonb, boolean, boolean),
-       pipeline.heartbeat(bigint, text), pipeline.append_job_task_log(bigint, text, text) TO \"$ROLE\";
+       pipeline.heartbeat(bigint, text), pipeline.append_job_task_log(bigint, text, text),
+       pipeline.runtime_env_name_allowed(text) TO \"$ROLE\";
    GRANT SELECT ON pipeline.job_tasks TO \"$ROLE\"" >/dev/null
 on_exit "q 'DROP OWNED BY \"$ROLE\"; DROP ROLE IF EXISTS \"$ROLE\"' >/dev/null 2>&1"
 

@@ -6,12 +6,14 @@ every request and answers according to the request's path.
 
 Usage:
     python3 test/cli/receiver.py --log FILE [--port-file FILE] [--port N]
-                                 [--max-seconds S] [--quiet]
+                                 [--max-seconds S] [--hold-dir DIR] [--quiet]
 
     --log FILE         append one JSON line per request to FILE (created; "-" = stdout)
     --port-file FILE   write the chosen port there (atomically) once listening
     --port N           port to bind (default 0: a free one)
     --max-seconds S    exit by itself after S seconds (default 120)
+    --hold-dir DIR     where /hold/ looks for its marker files (default: the --log file's
+                       directory; the current directory with --log -)
     --quiet            no access lines on stderr
 
 On start it prints "listening on http://127.0.0.1:PORT" on stdout.  It exits (0) on
@@ -33,6 +35,10 @@ are kept per full path):
     /empty[/...]              200 with an empty body (Content-Length: 0)
     /fail-then-ok/<n>[/...]   500 for the first n requests to this path, then 200
     /slow/<sec>[/...]         wait <sec> seconds (at most 60), then 200
+    /hold/<sec>/<name>[/...]  wait until the file <name> exists in --hold-dir (at most 60 s),
+                              then <sec> seconds more (at most 60), then 200: a request
+                              held for as long as a test needs (e.g. until it has killed
+                              the sender); <name>: letters, digits, '.', '_', '-'
     /robot/feishu[/...]       200 {"code": 0, "msg": "success"}       (Feishu / Lark)
     /robot/dingtalk[/...]     200 {"errcode": 0, "errmsg": "ok"}      (DingTalk)
     /robot/wecom[/...]        200 {"errcode": 0, "errmsg": "ok"}      (WeCom)
@@ -48,6 +54,7 @@ import argparse
 import base64
 import json
 import os
+import re
 import signal
 import sys
 import threading
@@ -56,11 +63,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
 MAX_BODY = 8 * 1024 * 1024
+MAX_HOLD = 60.0
+HOLD_NAME = re.compile(r"^[A-Za-z0-9._-]+$")
 
 
 class State:
-    def __init__(self, log_path, quiet):
+    def __init__(self, log_path, quiet, hold_dir):
         self.lock = threading.Lock()
+        self.hold_dir = hold_dir
         self.seq = 0
         self.counts = {}
         self.quiet = quiet
@@ -113,6 +123,15 @@ def behaviour(path, count):
         except ValueError:
             return 400, {"error": "bad delay"}, 0
         return 200, {"ok": True, "slept": sec}, sec
+    if head == "hold":
+        name = parts[2] if len(parts) > 2 else ""
+        try:
+            sec = min(60.0, max(0.0, float(arg)))
+        except ValueError:
+            return 400, {"error": "bad delay"}, 0
+        if not HOLD_NAME.match(name):
+            return 400, {"error": "bad marker name"}, 0
+        return 200, {"ok": True, "held": name, "slept": sec}, sec
     if head == "robot":
         if arg == "feishu":
             return 200, {"code": 0, "msg": "success"}, 0
@@ -174,6 +193,12 @@ class Handler(BaseHTTPRequestHandler):
             "status": status,
             "response": resp_bytes.decode(),
         })
+        parts = [p for p in url.path.split("/") if p]
+        if status == 200 and parts and parts[0] == "hold":
+            marker = os.path.join(st.hold_dir, parts[2])
+            end = time.monotonic() + MAX_HOLD
+            while not os.path.exists(marker) and time.monotonic() < end:
+                time.sleep(0.05)
         if delay:
             time.sleep(delay)
         try:
@@ -212,11 +237,13 @@ def main():
     ap.add_argument("--port-file")
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--max-seconds", type=float, default=120.0)
+    ap.add_argument("--hold-dir")
     ap.add_argument("--quiet", action="store_true")
     args = ap.parse_args()
+    hold_dir = args.hold_dir or (os.path.dirname(os.path.abspath(args.log)) if args.log != "-" else os.getcwd())
 
     srv = Server(("127.0.0.1", args.port), Handler)
-    srv.state = State(args.log, args.quiet)
+    srv.state = State(args.log, args.quiet, hold_dir)
     port = srv.server_address[1]
 
     stop = threading.Event()

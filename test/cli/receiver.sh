@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # receiver: test/cli/receiver.py itself (the HTTP receiver the hook tests and scripts/demo use)
 # does what its header says: answers by path (/ok, /status/N, /fail-then-ok/N counted per full
-# path, /slow/S, /robot/*), records every request as a JSON line (path, query, headers, body and
+# path, /slow/S, /hold/S/NAME until a marker file exists, /robot/*), records every request as a JSON line (path, query, headers, body and
 # its exact bytes), writes its port file, and exits by itself: at once on SIGTERM even with a
-# slow request in flight, and after --max-seconds.
+# slow request in flight, and after --max-seconds (counted from when it listens: a loaded machine
+# may take seconds to start python).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 t_init
@@ -32,6 +33,19 @@ like "/robot/feishu-error: HTTP 200 with an error code" "$(hit /robot/feishu-err
 t0=$(now)
 is "/slow/1" "$(hit /slow/1/x)" '200 {"ok": true, "slept": 1.0}'
 cmp_num "/slow/1 took about a second" "$(elapsed "$t0")" -ge 0.9
+is "/hold/0/NAME with a bad name: 400" "$(hit '/hold/0/a%20b' -d x | cut -c1-3)" 400
+curl -sS -m 30 -o "$T_DIR/held" -w '%{http_code}' -d x "$RECV_URL/hold/1/held-marker/x" >"$T_DIR/held.code" &
+held=$!
+T_BG_PIDS+=("$held")
+ok "/hold/1/NAME: the request is recorded on arrival" wait_requests /hold/1/held-marker 1 10
+sleep 1
+ok "... and held while $T_DIR/held-marker does not exist" alive "$held"
+t0=$(now)
+touch "$T_DIR/held-marker"
+bg_wait "$held" 15
+is "... answered 200 once it exists" "$BG_RC $(cat "$T_DIR/held.code") $(cat "$T_DIR/held")" \
+	'0 200 {"ok": true, "held": "held-marker", "slept": 1.0}'
+cmp_num "... a second after that" "$(elapsed "$t0")" -ge 0.9
 
 printf '{"k": "v\xc3\xa9"}\xff' >"$T_DIR/body.bin"
 hit "/ok/record?a=b" -H 'X-Test: yes' --data-binary @"$T_DIR/body.bin" >/dev/null
@@ -42,7 +56,7 @@ is "recorded: status and answer" "$(jget "$r" '[d["status"], d["response"]]')" '
 body_to_file "$r" "$T_DIR/body.back"
 ok "recorded: the exact body bytes (body_b64)" cmp "$T_DIR/body.bin" "$T_DIR/body.back"
 is "recorded: the body as text, invalid bytes replaced" "$(jget "$r" 'd["body"]')" $'{"k": "v\xc3\xa9"}\xef\xbf\xbd'	# bytes: \u escapes need a UTF-8 locale
-is "one line per request, numbered" "$(wc -l <"$RECV_LOG") $(jget "$(recv_request / -1)" 'd["seq"]')" "14 14"
+is "one line per request, numbered" "$(wc -l <"$RECV_LOG") $(jget "$(recv_request / -1)" 'd["seq"]')" "16 16"
 
 # a slow request in flight does not hold up SIGTERM
 curl -s -m 20 -o /dev/null "$RECV_URL/slow/15" &
@@ -56,11 +70,16 @@ cmp_num "... at once, with a slow request in flight" "$(elapsed "$t0")" -lt 2
 
 rm -f "$T_DIR/p2"
 t0=$(now)
-rc=0
-timeout 10 python3 "$PL_ROOT/test/cli/receiver.py" --log "$T_DIR/r2.jsonl" --port-file "$T_DIR/p2" \
-	--max-seconds 1 >"$T_DIR/r2.out" 2>&1 || rc=$?
-is "--max-seconds 1: exits 0 by itself" "$rc" 0
-cmp_num "... after about a second" "$(elapsed "$t0")" -lt 5
+timeout 30 python3 "$PL_ROOT/test/cli/receiver.py" --log "$T_DIR/r2.jsonl" --port-file "$T_DIR/p2" \
+	--max-seconds 1 >"$T_DIR/r2.out" 2>&1 &
+r2=$!
+T_BG_PIDS+=("$r2")
+ok "--max-seconds 1: it listens" wait_until 20 test -s "$T_DIR/p2"
+t1=$(now)	# it listened at most a poll (0.1 s) before this
+bg_wait "$r2" 25
+is "... and exits 0 by itself" "$BG_RC" 0
+cmp_num "... not before a second has passed" "$(elapsed "$t0")" -ge 0.9
+cmp_num "... about a second after it listened" "$(elapsed "$t1")" -lt 4
 like "it printed where it listened" "$(cat "$T_DIR/r2.out")" "^listening on http://127\.0\.0\.1:[0-9]+$"
 like "its port file holds the port" "$(cat "$T_DIR/p2")" "^[0-9]+$"
 

@@ -5,7 +5,9 @@
 # poisoners fail with 'runtime env "PATH" may not be set by a job (reserved name)' (resp.
 # LD_PRELOAD) and report no runtime envs; the later job, holding a sensitive param, runs the
 # real date: the attacker's never runs and the secret is not written anywhere; VERSION still
-# reaches it.
+# reaches it.  A name only the engine's deny-list holds (GLIBC_TUNABLES: the runner keeps no
+# list of its own, it asks pipeline.runtime_env_name_allowed) fails the same way at once, in the
+# runner's one final report, never a report the engine refuses.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 t_init
@@ -19,6 +21,7 @@ printf "#!/bin/sh\necho EVIL-DATE-RAN \"\$SECRET\" > \"$EVIL/leak\"; echo EVIL-D
 chmod +x "$EVIL/date"
 echo "PATH=$EVIL:$PATH" >> "$PIPELINE_OUTPUT"')
 preload=$(json_str 'echo "LD_PRELOAD=$EVIL/x.so" >> "$PIPELINE_OUTPUT"')
+tunables=$(json_str 'echo "GLIBC_TUNABLES=glibc.malloc.check=3" >> "$PIPELINE_OUTPUT"; echo OK=1 >> "$PIPELINE_OUTPUT"')
 fine=$(json_str 'echo VERSION=7 >> "$PIPELINE_OUTPUT"')
 victim=$(json_str 'echo "version=$VERSION"; date +%Y >/dev/null && echo date-ok; command -v date')
 define_pipeline '{"name": "'$T_ID'", "stages": [
@@ -27,6 +30,7 @@ define_pipeline '{"name": "'$T_ID'", "stages": [
       "job": {"command": '"$poison"', "labels": '"$L"', "params": [{"name": "EVIL", "default": "'$EVIL'"}]}},
      {"name": "preload", "ignore_failed": true,
       "job": {"command": '"$preload"', "labels": '"$L"', "params": [{"name": "EVIL", "default": "'$EVIL'"}]}},
+     {"name": "tunables", "ignore_failed": true, "job": {"command": '"$tunables"', "labels": '"$L"'}},
      {"name": "fine", "job": {"command": '"$fine"', "labels": '"$L"'}}]},
   {"name": "two", "tasks": [
      {"name": "victim", "job": {"command": '"$victim"', "labels": '"$L"',
@@ -42,8 +46,15 @@ is "... with a message naming the reserved name" "$(task_field "$p" message)" \
 is "... and no runtime envs reported" "$(task_field "$p" "coalesce(runtime_envs::text, '{}')")" '{}'
 is "the LD_PRELOAD writer failed too" "$(task_field "$l" "stage || ': ' || message")" \
 	'failed: runtime env "LD_PRELOAD" may not be set by a job (reserved name)'
-is "the run's runtime envs hold no PATH or LD_PRELOAD" \
-	"$(run_field "$run" "(runtime_envs ? 'PATH')::text || (runtime_envs ? 'LD_PRELOAD')::text")" falsefalse
+g=$(task_id "$run" one tunables)
+is "a name only the engine's list holds (GLIBC_TUNABLES) fails the task too" \
+	"$(task_field "$g" "stage || ': ' || message")" \
+	'failed: runtime env "GLIBC_TUNABLES" may not be set by a job (reserved name)'
+is "... with no runtime envs reported" "$(task_field "$g" "coalesce(runtime_envs::text, '{}')")" '{}'
+unlike "... in one accepted report: the engine refused none" "$(cat "$T_DIR/runner.log")" \
+	"rejected|cannot report|retrying"
+is "the run's runtime envs hold no PATH, LD_PRELOAD or GLIBC_TUNABLES" \
+	"$(run_field "$run" "(runtime_envs ? 'PATH')::text || (runtime_envs ? 'LD_PRELOAD')::text || (runtime_envs ? 'GLIBC_TUNABLES')::text")" falsefalsefalse
 is "the later job succeeded" "$(task_stage "$v")" succeeded
 out=$("$PIPELINECTL" logs "$v")
 like "it ran the real date" "$out" "date-ok"$'\n'"/(usr/)?bin/date"

@@ -517,7 +517,7 @@ anything_pending(hookd *h)
 void
 claim_deliveries(hookd *h, double now)
 {
-	int room = h->concurrency - h->sending;
+	int room = h->d.concurrency - h->sending;
 	char maxbuf[16];
 	char leasebuf[16];
 	const char *params[3];
@@ -526,12 +526,12 @@ claim_deliveries(hookd *h, double now)
 	int n;
 
 	h->last_claim = now;
-	h->next_claim = now + h->poll_interval;
+	h->next_claim = now + h->d.poll_interval;
 	if (room <= 0)
 		return;
 	snprintf(maxbuf, sizeof(maxbuf), "%d", room);
 	snprintf(leasebuf, sizeof(leasebuf), "%d", h->lease);
-	params[0] = h->name;
+	params[0] = h->d.name;
 	params[1] = maxbuf;
 	params[2] = leasebuf;
 	res = db_query(&h->db,

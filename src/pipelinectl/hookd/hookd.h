@@ -76,12 +76,7 @@ typedef struct delivery
 
 typedef struct hookd
 {
-	char *name;
-	int concurrency;
-	bool exit_when_idle;
-	double retry_for;			/* --exit-when-idle: give up after this long without the database */
-	bool setup_checked;			/* the extension and the grants were checked */
-	double poll_interval;
+	daemon_opts d;				/* name, concurrency, polling, --exit-when-idle ... */
 	int lease;					/* seconds a claimed delivery is ours */
 	db_conn db;
 	CURLM *multi;

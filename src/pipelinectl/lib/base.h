@@ -19,7 +19,10 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#define PCTL_VERSION "0.1"
+/* the extension's version (the Makefile's EXTVERSION, given with -D) */
+#ifndef PCTL_VERSION
+#error "PCTL_VERSION is not defined: build pipelinectl with the Makefile (it passes EXTVERSION)"
+#endif
 #define PCTL_NAME "pipelinectl"
 
 /* exit codes of every command (SPEC §12) */

@@ -4,6 +4,7 @@
  *   base.h   memory, strings, clocks, backoff, parsing, UTF-8, files
  *   log.h    one line per event on stderr
  *   sig.h    signals through a self-pipe
+ *   daemon.h what runner and hookd share: settings, options, default name
  *   conn.h   the database connection: reconnect with backoff, LISTEN, queries
  *   json.h   JSON through jansson
  *   opts.h   the one option parser
@@ -19,6 +20,7 @@
 
 #include "base.h"
 #include "conn.h"
+#include "daemon.h"
 #include "json.h"
 #include "log.h"
 #include "opts.h"

@@ -9,10 +9,8 @@
  * numbers as the server wrote them, true / false; objects and arrays as
  * compact JSON).  With --job-user, HOME, USER and LOGNAME are the job user's.
  * Out: the NAME=value lines a command wrote to $PIPELINE_OUTPUT, as the
- * jsonb object of runtime envs reported with the final stage - unless it sets
- * a reserved name (PATH, LD_*, PG*, PIPELINE_*, ...: runtime envs reach every
- * later job of the run, so such a name would let one job poison the commands
- * of the next, which may hold secrets); then the task fails instead.
+ * jsonb object of runtime envs reported with the final stage (report.c asks
+ * the engine whether a name is reserved before reporting it).
  * Also --labels parsing (k=v,... as a JSON object).
  *
  * Locking: none.
@@ -323,49 +321,4 @@ job_user_free(job_user *ju)
 	free(ju->home);
 	free(ju->groups);
 	memset(ju, 0, sizeof(*ju));
-}
-
-/*
- * Names a job may not set as runtime envs (the same list as the engine's
- * pipeline.runtime_env_name_allowed(); README, Params): what changes which
- * program runs or what it loads, the shell's own variables, libpq's settings
- * and the names of the pipeline itself.
- */
-static const char *const reserved_exact[] = {
-	"PATH", "HOME", "SHELL", "IFS", "ENV", "BASH_ENV", "CDPATH", "PS4", "PWD", "OLDPWD", "TMPDIR",
-	"GCONV_PATH", "PYTHONPATH", "PYTHONSTARTUP", "PERL5LIB", "PERL5OPT", "RUBYOPT", "NODE_OPTIONS",
-};
-static const char *const reserved_prefix[] = {"LD_", "DYLD_", "PG", "PIPELINE_", "JOB_TASK_", "BASH_FUNC_"};
-
-bool
-runtime_env_reserved(const char *name)
-{
-	for (size_t i = 0; i < ARRAY_LEN(reserved_exact); i++)
-		if (strcmp(name, reserved_exact[i]) == 0)
-			return true;
-	for (size_t i = 0; i < ARRAY_LEN(reserved_prefix); i++)
-		if (strncmp(name, reserved_prefix[i], strlen(reserved_prefix[i])) == 0)
-			return true;
-	return false;
-}
-
-char *
-reserved_env_in(const char *envs_json)
-{
-	json_t *envs = pj_parse(envs_json, strlen(envs_json), NULL, 0);
-	const char *key;
-	json_t *value;
-	char *found = NULL;
-
-	if (json_is_object(envs))
-		json_object_foreach(envs, key, value)
-		{
-			if (runtime_env_reserved(key))
-			{
-				found = xstrdup(key);
-				break;
-			}
-		}
-	json_decref(envs);
-	return found;
 }

@@ -62,6 +62,7 @@ set_final(task *t, const char *stage, const char *message, char *detail_owned, c
 	t->final_message = message ? xstrdup(message) : NULL;
 	t->final_detail = detail_owned;
 	t->final_envs = envs_owned;
+	t->envs_checked = false;
 	t->state = TS_FINISH;
 	retry_reset(&t->retry);
 }
@@ -264,7 +265,7 @@ task_from_row(runner *r, PGresult *res, int row)
 static void
 claim(runner *r, double now)
 {
-	int free_slots = r->concurrency - r->ntasks;
+	int free_slots = r->d.concurrency - r->ntasks;
 	char maxbuf[16];
 	const char *params[3];
 	db_error err;
@@ -272,11 +273,11 @@ claim(runner *r, double now)
 	int n;
 
 	r->last_claim = now;
-	r->next_claim = now + r->poll_interval;
+	r->next_claim = now + r->d.poll_interval;
 	if (free_slots <= 0)
 		return;
 	snprintf(maxbuf, sizeof(maxbuf), "%d", free_slots);
-	params[0] = r->name;
+	params[0] = r->d.name;
 	params[1] = maxbuf;
 	params[2] = r->labels_json;
 	/*
@@ -393,7 +394,7 @@ next_deadline(runner *r, double now)
 #define EARLIER(x) do { if ((x) < d) d = (x); } while (0)
 	if (!up)
 		EARLIER(r->db.next_attempt);
-	if (up && !r->stopping && r->ntasks < r->concurrency)
+	if (up && !r->stopping && r->ntasks < r->d.concurrency)
 		EARLIER(r->next_claim);
 	if (up && r->stage_check_wanted)
 		EARLIER(r->next_stage_check);
@@ -483,15 +484,16 @@ runner_run(runner *r)
 		handle_signals(r, now);
 		reap_children(r, now);
 
-		if (db_ensure(&r->db, now) && !r->setup_checked)
+		if (db_ensure(&r->db, now) && !r->d.setup_checked)
 		{
-			static const char *const needs[] = {"pipeline.claim_job_tasks(text,int,jsonb)", NULL};
+			static const char *const needs[] = {"pipeline.claim_job_tasks(text,int,jsonb)",
+				"pipeline.runtime_env_name_allowed(text)", NULL};
 			char msg[1024];
 
 			switch (db_check_setup(&r->db, needs, msg, sizeof(msg)))
 			{
 				case SETUP_OK:
-					r->setup_checked = true;
+					r->d.setup_checked = true;
 					break;
 				case SETUP_RETRY:
 					break;
@@ -509,7 +511,7 @@ runner_run(runner *r)
 			rc = EXIT_USAGE;
 			break;
 		}
-		if (db_connected(&r->db) && r->setup_checked)
+		if (db_connected(&r->db) && r->d.setup_checked)
 		{
 			if (r->db.notifications != r->seen_notifications)
 			{
@@ -537,8 +539,8 @@ runner_run(runner *r)
 		step_tasks(r, now);
 
 		now = mono_now();
-		if (!r->stopping && db_connected(&r->db) && r->setup_checked && now >= r->next_claim &&
-			r->ntasks < r->concurrency)
+		if (!r->stopping && db_connected(&r->db) && r->d.setup_checked && now >= r->next_claim &&
+			r->ntasks < r->d.concurrency)
 		{
 			claim(r, now);
 			step_tasks(r, now);	/* start what was claimed at once */
@@ -556,14 +558,14 @@ runner_run(runner *r)
 				log_info("stopped");
 			break;
 		}
-		if (r->exit_when_idle && db_down_for(&r->db, now) >= r->retry_for && !commands_running(r))
+		if (r->d.exit_when_idle && db_down_for(&r->db, now) >= r->d.retry_for && !commands_running(r))
 		{
 			log_error("no database connection for %.0f s; giving up (--exit-when-idle, --retry-for %.0f)",
-					  db_down_for(&r->db, now), r->retry_for);
+					  db_down_for(&r->db, now), r->d.retry_for);
 			rc = EXIT_USAGE;
 			break;
 		}
-		if (r->exit_when_idle && r->ntasks == 0 && r->idle_after_claim)
+		if (r->d.exit_when_idle && r->ntasks == 0 && r->idle_after_claim)
 		{
 			log_info("nothing to run; exiting (--exit-when-idle)");
 			break;
@@ -622,7 +624,7 @@ runner_free(runner *r)
 		task_free(t);
 	}
 	db_close(&r->db);
-	free(r->name);
+	free(r->d.name);
 	free(r->labels_json);
 	free(r->work_root);
 	job_user_free(&r->ju);

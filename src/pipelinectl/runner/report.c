@@ -5,7 +5,10 @@
  * the one retry policy of lib/retry.h; a final report the server refuses
  * for another reason than the token is retried once more without detail and
  * runtime envs, so that a value the server will not take cannot keep the
- * task hanging.
+ * task hanging.  Before a final report carrying runtime envs, the runner
+ * asks the engine which names it would refuse (runtime_env_name_allowed: the
+ * one deny-list, in the engine) and fails the task with a clear message
+ * instead of sending them.
  *
  * Locking: none on the client side; update_job_task_status and heartbeat
  * lock the task row.
@@ -26,7 +29,6 @@ finalize(task *t)
 {
 	char msg[256];
 	char *envs;
-	char *reserved = NULL;
 	const char *stage;
 
 	if (t->out_fd >= 0)
@@ -42,12 +44,6 @@ finalize(task *t)
 	}
 	output_feed(t, "", 0, true);	/* a cut character at the very end */
 	envs = read_output_envs(t);
-	if (envs && (reserved = reserved_env_in(envs)) != NULL)
-	{
-		/* not reported: a later job (maybe holding secrets) would run with it */
-		free(envs);
-		envs = NULL;
-	}
 	if (envs)
 	{
 		char *masked = secrets_mask_envs(&t->secrets, envs);
@@ -61,7 +57,6 @@ finalize(task *t)
 	if (t->stop == STOP_LOST)
 	{
 		free(envs);
-		free(reserved);
 		log_info("job task %s: command stopped; nothing reported (the task is no longer ours)", t->idstr);
 		t->state = TS_DONE;
 		return;
@@ -81,14 +76,6 @@ finalize(task *t)
 	{
 		stage = "failed";
 		snprintf(msg, sizeof(msg), "runner stopped");
-	}
-	else if (reserved)
-	{
-		char *name = short_text(reserved, 64);
-
-		stage = "failed";
-		snprintf(msg, sizeof(msg), "runtime env \"%s\" may not be set by a job (reserved name)", name);
-		free(name);
 	}
 	else if (WIFEXITED(t->wstatus) && WEXITSTATUS(t->wstatus) == 0)
 	{
@@ -112,7 +99,6 @@ finalize(task *t)
 	}
 	log_info("job task %s: command ended after %.1f s: %s%s%s%s", t->idstr, t->exit_time - t->started,
 			 stage, msg[0] ? " (" : "", msg, msg[0] ? ")" : "");
-	free(reserved);
 	set_final(t, stage, msg[0] ? msg : NULL, build_detail(t), envs);
 }
 
@@ -185,6 +171,87 @@ activate(runner *r, task *t, double now)
 	t->state = TS_DONE;
 }
 
+/* the names of a runtime envs object as a JSON array, or NULL when it has none */
+static char *
+env_names(const char *envs_json)
+{
+	json_t *envs = pj_parse(envs_json, strlen(envs_json), NULL, 0);
+	json_t *names = json_array();
+	const char *key;
+	json_t *value;
+	char *out = NULL;
+
+	if (json_is_object(envs))
+		json_object_foreach(envs, key, value)
+			json_array_append_new(names, json_string(key));
+	if (json_array_size(names) > 0)
+		out = json_dumps(names, JSON_COMPACT);
+	json_decref(names);
+	json_decref(envs);
+	return out;
+}
+
+/*
+ * Ask the engine which of the runtime env names it would refuse (one query).
+ * A reserved name is not reported: a later job (maybe holding secrets) would
+ * run with it; the task fails with a message naming it, unless it was stopped
+ * for another reason.  True when the final report may go now.
+ */
+static bool
+check_env_names(runner *r, task *t, double now)
+{
+	const char *params[1];
+	db_error err;
+	PGresult *res;
+	char *names = t->final_envs ? env_names(t->final_envs) : NULL;
+
+	if (!names)
+	{
+		t->envs_checked = true;
+		return true;
+	}
+	params[0] = names;
+	res = db_query(&r->db,
+				   "SELECT n FROM jsonb_array_elements_text($1::jsonb) WITH ORDINALITY AS e(n, i)"
+				   " WHERE NOT pipeline.runtime_env_name_allowed(n) ORDER BY i LIMIT 1",
+				   1, params, &err);
+	free(names);
+	if (!res)
+	{
+		if (retry_after(&t->retry, &err, r->force_stop, now) == RETRY_LATER &&
+			report_error_kind(&err) == ERR_TRANSIENT)
+			return false;
+		/* cannot be vetted (no grant, an older engine, stopping): never send them unvetted */
+		log_warn("job task %s: cannot check runtime env names (%s: %s); reporting without runtime envs",
+				 t->idstr, err.sqlstate, err.message);
+		free(t->final_envs);
+		t->final_envs = NULL;
+		t->envs_checked = true;
+		return true;
+	}
+	if (PQntuples(res) > 0)
+	{
+		char *name = short_text(db_value(res, 0, 0), 64);
+		char msg[256];
+
+		snprintf(msg, sizeof(msg), "runtime env \"%s\" may not be set by a job (reserved name)", name);
+		free(name);
+		log_info("job task %s: %s", t->idstr, msg);
+		free(t->final_envs);
+		t->final_envs = NULL;
+		if (t->stop == STOP_NONE)
+		{
+			free(t->final_stage);
+			free(t->final_message);
+			t->final_stage = xstrdup("failed");
+			t->final_message = xstrdup(msg);
+		}
+	}
+	PQclear(res);
+	t->envs_checked = true;
+	return true;
+}
+
 void
 report_final(runner *r, task *t, double now)
 {
@@ -222,6 +289,8 @@ report_final(runner *r, task *t, double now)
 			t->retry.next_try = now + backoff_next(&t->retry.bo);
 			return;
 	}
+	if (!t->envs_checked && !check_env_names(r, t, now))
+		return;
 	params[0] = t->idstr;
 	params[1] = t->final_stage;
 	params[2] = t->token;

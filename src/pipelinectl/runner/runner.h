@@ -124,6 +124,7 @@ typedef struct task
 	char *final_detail;
 	char *final_envs;
 	bool minimal_report;		/* retrying without detail and runtime envs */
+	bool envs_checked;			/* the engine has vetted final_envs' names */
 } task;
 
 /* --job-user: the OS user commands run as (the runner is then root) */
@@ -140,13 +141,8 @@ typedef struct job_user
 
 typedef struct runner
 {
-	char *name;
+	daemon_opts d;				/* name, concurrency, polling, --exit-when-idle ... */
 	char *labels_json;
-	int concurrency;
-	bool exit_when_idle;
-	double retry_for;			/* --exit-when-idle: give up after this long without the database */
-	bool setup_checked;			/* the extension and the grants were checked */
-	double poll_interval;
 	double heartbeat;
 	job_user ju;
 	char *work_root;			/* where work directories are made ($TMPDIR or /tmp) */
@@ -211,10 +207,6 @@ void job_user_free(job_user *ju);
 void free_env(char **envp);
 /* the runtime envs of a finished command (PIPELINE_OUTPUT), or NULL */
 char *read_output_envs(task *t);
-/* whether a job may not set this runtime env (PATH, LD_*, PG*, PIPELINE_* ...) */
-bool runtime_env_reserved(const char *name);
-/* the first reserved name among the keys of a runtime envs object (caller frees), or NULL */
-char *reserved_env_in(const char *envs_json);
 
 /* logship.c */
 typedef enum { FLUSH_OK, FLUSH_LATER, FLUSH_LOST } flush_result;
