@@ -35,7 +35,7 @@ if command -v groff >/dev/null; then
 		like "the manual page documents \"$c\"" "$text" $'\n'"       (pipelinectl )?$c( |"$'\n'")"
 	done
 	like "the manual page has the exit statuses" "$text" "EXIT STATUS"$'\n'"       0 +Done"
-	like "the manual page shows the JSON documents" "$text" '\{"run": RUN, "failed_task": +\{"id", +"stage_name"'
+	like "the manual page shows the JSON documents" "$text" '\{"run": +RUN, +"failed_task": +\{"id", +"stage_name"'
 else
 	note "groff is not installed: rendering not checked"
 fi
