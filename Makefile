@@ -53,9 +53,49 @@ PG_CPPFLAGS = -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializer
 SHLIB_LINK =
 
 # ---- pipelinectl: the command-line program (runner, hookd, watch, logs, graph)
-CTL_SRCS = $(sort $(wildcard src/pipelinectl/*.c))
-CTL_HDRS = $(wildcard src/pipelinectl/*.h)
-EXTRA_CLEAN = pipelinectl
+# main.c dispatches to one file per command (cmd_*.c); lib/ is the client library
+# (connection, JSON via jansson, options, output, logging); runner/ and hookd/ are
+# the insides of the two long-running commands.  Built with its own rule below.
+CTL_OBJS = \
+	src/pipelinectl/main.o \
+	src/pipelinectl/cmd_runner.o \
+	src/pipelinectl/cmd_hookd.o \
+	src/pipelinectl/cmd_watch.o \
+	src/pipelinectl/cmd_logs.o \
+	src/pipelinectl/cmd_graph.o \
+	src/pipelinectl/cmd_sign.o \
+	src/pipelinectl/cmd_selftest.o \
+	src/pipelinectl/cmd_apply.o \
+	src/pipelinectl/cmd_run.o \
+	src/pipelinectl/cmd_ls.o \
+	src/pipelinectl/cmd_control.o \
+	src/pipelinectl/cmd_runlogs.o \
+	src/pipelinectl/runner/loop.o \
+	src/pipelinectl/runner/spawn.o \
+	src/pipelinectl/runner/supervise.o \
+	src/pipelinectl/runner/workdir.o \
+	src/pipelinectl/runner/env.o \
+	src/pipelinectl/runner/logship.o \
+	src/pipelinectl/runner/mask.o \
+	src/pipelinectl/runner/report.o \
+	src/pipelinectl/hookd/deliver.o \
+	src/pipelinectl/hookd/render.o \
+	src/pipelinectl/lib/strbuf.o \
+	src/pipelinectl/lib/text.o \
+	src/pipelinectl/lib/clock.o \
+	src/pipelinectl/lib/fs.o \
+	src/pipelinectl/lib/log.o \
+	src/pipelinectl/lib/sig.o \
+	src/pipelinectl/lib/conn.o \
+	src/pipelinectl/lib/retry.o \
+	src/pipelinectl/lib/json.o \
+	src/pipelinectl/lib/opts.o \
+	src/pipelinectl/lib/out.o \
+	src/pipelinectl/lib/sign.o \
+	src/pipelinectl/lib/proc.o \
+	src/pipelinectl/lib/yaml.o
+CTL_HDRS = $(wildcard src/pipelinectl/*.h src/pipelinectl/*/*.h)
+EXTRA_CLEAN = pipelinectl $(CTL_OBJS)
 
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
@@ -63,19 +103,31 @@ include $(PGXS)
 
 CTL_CFLAGS = -std=gnu11 -O2 -g -Wall -Wextra -Wno-unused-parameter -Werror \
 	-I$(shell $(PG_CONFIG) --includedir) $(CTL_EXTRA_CFLAGS)
-CTL_LIBS = -L$(shell $(PG_CONFIG) --libdir) -lpq -lcurl -lcrypto $(CTL_EXTRA_LIBS)
+CTL_LIBS = -L$(shell $(PG_CONFIG) --libdir) -lpq -lcurl -lcrypto -ljansson -lyaml $(CTL_EXTRA_LIBS)
 
-ifneq ($(CTL_SRCS),)
 all: pipelinectl
 
-pipelinectl: $(CTL_SRCS) $(CTL_HDRS)
-	$(CC) $(CTL_CFLAGS) -o $@ $(CTL_SRCS) $(CTL_LIBS)
+# each object from its source with the program's flags (not the server module's)
+$(CTL_OBJS): src/pipelinectl/%.o: src/pipelinectl/%.c $(CTL_HDRS)
+	$(CC) $(CTL_CFLAGS) -c -o $@ $<
 
-install: install-pipelinectl
+pipelinectl: $(CTL_OBJS)
+	$(CC) $(CTL_CFLAGS) -o $@ $(CTL_OBJS) $(CTL_LIBS)
+
+install: install-pipelinectl install-pipelinectl-docs
 
 install-pipelinectl: pipelinectl
 	$(INSTALL_PROGRAM) pipelinectl '$(DESTDIR)$(bindir)/pipelinectl'
 	ln -sf '$(bindir)/pipelinectl' '$(DESTDIR)/usr/local/bin/pipelinectl' 2>/dev/null || true
 
-.PHONY: install-pipelinectl
-endif
+# the manual page and the bash completion of pipelinectl (beside its /usr/local/bin link:
+# man and bash-completion look under /usr/local/share by default)
+CTL_MANDIR ?= /usr/local/share/man
+CTL_COMPLETIONDIR ?= /usr/local/share/bash-completion/completions
+
+install-pipelinectl-docs:
+	$(MKDIR_P) '$(DESTDIR)$(CTL_MANDIR)/man1' '$(DESTDIR)$(CTL_COMPLETIONDIR)'
+	$(INSTALL_DATA) docs/man/pipelinectl.1 '$(DESTDIR)$(CTL_MANDIR)/man1/pipelinectl.1'
+	$(INSTALL_DATA) docs/completion/pipelinectl.bash '$(DESTDIR)$(CTL_COMPLETIONDIR)/pipelinectl'
+
+.PHONY: install-pipelinectl install-pipelinectl-docs

@@ -21,6 +21,13 @@
 #   PL_TMPDIR         where the cluster directory is made (default /tmp; keep it short: the
 #                     unix socket path must stay under 107 bytes)
 
+# One locale whatever the caller's: CI runs `env -i PATH=$PATH bash .ci/run`, i.e. the POSIX
+# locale, where bash's $'\u00e9' stays a literal backslash escape, psql's client_encoding
+# becomes SQL_ASCII and ${#s} counts bytes.  C.UTF-8 is built into Debian 12's glibc; the
+# tests themselves do not rely on it (bytes, not \u escapes), this only makes every run alike.
+export LC_ALL=C.UTF-8
+unset LANGUAGE
+
 PL_PGBIN=${PL_PGBIN:-/usr/lib/postgresql/15/bin}
 PL_PG_CONFIG=${PL_PG_CONFIG:-$PL_PGBIN/pg_config}
 PL_TEST_DB=${PL_TEST_DB:-pipeline_test}
@@ -33,7 +40,7 @@ PL_DEB_PACKAGES=(
 	postgresql-15 postgresql-server-dev-15 postgresql-15-pgtap postgresql-15-cron
 	libtap-parser-sourcehandler-pgtap-perl
 	libpq-dev libcurl4-openssl-dev libssl-dev libjansson-dev libyaml-dev make gcc
-	libipc-run-perl libtest-simple-perl valgrind graphviz curl python3 procps
+	libipc-run-perl libtest-simple-perl valgrind graphviz curl python3 procps git
 )
 
 pl_log() { printf '==> %s\n' "$*"; }

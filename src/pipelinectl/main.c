@@ -3,11 +3,19 @@
  *
  *   pipelinectl [-d CONNINFO] COMMAND [ARGS...]
  *
+ * Dispatches to one file per command (cmd_NAME.c, declared in commands.h);
+ * the client library they share is lib/ (see lib/pctl.h), the runner's and
+ * hookd's insides are runner/ and hookd/.
+ *
  * Connection: -d CONNINFO (before or after the command), otherwise libpq's
  * defaults from the PG* environment, like psql.
+ * Exit codes (SPEC §12): 0 done, 1 what the command reports on did not
+ * succeed, 2 usage, connection, privilege or setup errors.
+ *
+ * Locking: none.
  */
 #define _GNU_SOURCE
-#include "common.h"
+#include "commands.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -19,28 +27,24 @@ typedef struct command
 	const char *summary;
 } command;
 
-static int
-run_selftest(int argc, char **argv, const char *conninfo)
-{
-	(void) conninfo;
-	return cmd_selftest(argc, argv);
-}
-
-static int
-run_sign(int argc, char **argv, const char *conninfo)
-{
-	(void) conninfo;
-	return cmd_sign(argc, argv);
-}
-
 static const command commands[] = {
+	{"apply", cmd_apply, "define the jobs and pipelines of YAML files (one transaction)"},
+	{"lint", cmd_lint, "check YAML definitions without storing them"},
+	{"run", cmd_run, "start a run of a pipeline (and --watch it)"},
+	{"ls", cmd_ls, "list runs"},
+	{"status", cmd_status, "show a run and its job tasks"},
+	{"cancel", cmd_cancel, "cancel a run"},
+	{"retry", cmd_retry, "re-open a failed or canceled job task"},
+	{"approve", cmd_approve, "pass the audit or confirm gate a job task waits at"},
+	{"deny", cmd_deny, "deny the audit or confirm gate a job task waits at"},
+	{"play", cmd_play, "start a manual job task"},
 	{"runner", cmd_runner, "claim job tasks and run their shell commands"},
 	{"hookd", cmd_hookd, "send webhooks and IM robot messages"},
 	{"watch", cmd_watch, "follow a run live until it ends"},
 	{"logs", cmd_logs, "print (or follow) a job task's output"},
 	{"graph", cmd_graph, "print a run as a Mermaid or Graphviz graph"},
-	{"sign", run_sign, "print the X-Pipeline-Signature of a body (for receivers)"},
-	{"selftest", run_selftest, "check the built-in parsers and signatures (no database)"},
+	{"sign", cmd_sign, "print the X-Pipeline-Signature of a body (for receivers)"},
+	{"selftest", cmd_selftest, "check the built-in parsers and signatures (no database)"},
 };
 
 static void
@@ -56,10 +60,17 @@ usage(FILE *f)
 		fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
 	fprintf(f,
 			"\n"
-			"  runner [--name N] [--labels k=v,...] [--concurrency N] [--exit-when-idle]\n"
+			"  apply  -f FILE|DIR|- [-f ...]\n"
+			"  lint   [-f] FILE|DIR|- [...] [--offline]\n"
+			"  run    PIPELINE [-p NAME=VALUE]... [--label K=V]... [--dry-run] [--queue] [--watch]\n"
+			"  ls     [--pipeline P] [--stage S] [--limit N] [--json]\n"
+			"  status RUN [--json]\n"
+			"  cancel RUN [--reason R]      retry JOB_TASK      play JOB_TASK\n"
+			"  approve JOB_TASK [--comment C]      deny JOB_TASK --comment C\n"
+			"  runner [--name N] [--labels k=v,...] [--concurrency N] [--job-user U] [--exit-when-idle]\n"
 			"  hookd  [--name N] [--concurrency N] [--exit-when-idle]\n"
 			"  watch  PIPELINE_TASK_ID\n"
-			"  logs   JOB_TASK_ID [--follow]\n"
+			"  logs   JOB_TASK_ID [--follow | --json]      logs --run RUN [--json]\n"
 			"  graph  PIPELINE_TASK_ID [--format mermaid|dot]\n"
 			"\n"
 			"Options:\n"
@@ -69,7 +80,10 @@ usage(FILE *f)
 			"  -V, --version           show the version\n"
 			"\n"
 			"Long-running commands log one line per event on stderr and stop cleanly on\n"
-			"SIGTERM or SIGINT.\n");
+			"SIGTERM or SIGINT.\n"
+			"\n"
+			"Exit status: 0 done; 1 the run or task reported on did not succeed; 2 a usage,\n"
+			"connection, privilege or setup error (the message says what to do).\n");
 }
 
 int

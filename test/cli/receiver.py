@@ -29,7 +29,8 @@ Answers, by path (any method; a path may go on with /anything, which is ignored 
 the behaviour but makes the path unique, e.g. /fail-then-ok/2/test7-run42; counters
 are kept per full path):
     /ok[/...]                 200 {"ok": true}                 (also any other path)
-    /status/<code>[/...]      <code> {"status": <code>}
+    /status/<code>[/...]      <code> {"status": <code>}   (204 and 304: no body at all)
+    /empty[/...]              200 with an empty body (Content-Length: 0)
     /fail-then-ok/<n>[/...]   500 for the first n requests to this path, then 200
     /slow/<sec>[/...]         wait <sec> seconds (at most 60), then 200
     /robot/feishu[/...]       200 {"code": 0, "msg": "success"}       (Feishu / Lark)
@@ -86,9 +87,13 @@ def behaviour(path, count):
     parts = [p for p in path.split("/") if p]
     head = parts[0] if parts else ""
     arg = parts[1] if len(parts) > 1 else ""
+    if head == "empty":
+        return 200, None, 0
     if head == "status":
         try:
             code = int(arg)
+            if code in (204, 304):
+                return code, None, 0
             if 100 <= code <= 599:
                 return code, {"status": code}, 0
         except ValueError:
@@ -156,7 +161,7 @@ class Handler(BaseHTTPRequestHandler):
         url = urlsplit(self.path)
         seq, count = st.next(url.path)
         status, resp, delay = behaviour(url.path, count)
-        resp_bytes = json.dumps(resp).encode()
+        resp_bytes = b"" if resp is None else json.dumps(resp).encode()
         st.record({
             "seq": seq,
             "time": round(time.time(), 6),
@@ -173,10 +178,12 @@ class Handler(BaseHTTPRequestHandler):
             time.sleep(delay)
         try:
             self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(resp_bytes)))
+            if status not in (204, 304):
+                if resp is not None:
+                    self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(resp_bytes)))
             self.end_headers()
-            if self.command != "HEAD":
+            if self.command != "HEAD" and resp_bytes:
                 self.wfile.write(resp_bytes)
         except (BrokenPipeError, ConnectionResetError):
             pass    # the client went away (e.g. a killed sender)

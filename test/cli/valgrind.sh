@@ -5,7 +5,9 @@
 #     and runtime envs, a failing command, a timeout, heartbeats, a cancel mid-run);
 #   - "hookd --exit-when-idle" over its deliveries (a signed webhook with a custom header, Feishu
 #     and DingTalk robots with secrets, WeCom, a refusing robot, a 500, a mention, a task hook);
-#   - watch (a finished run), logs, graph (dot and mermaid), sign.
+#   - watch (a finished run), logs, graph (dot and mermaid), sign;
+#   - apply (a YAML file, and a directory with a refused document), lint --offline, run, ls
+#     (table and --json), status --json, logs --run (text and --json).
 # Each must exit 0: no memory error, no definitely or indirectly lost block ("still reachable"
 # memory of libcurl/OpenSSL is not counted).  The runs themselves must have done their work.
 set -euo pipefail
@@ -123,5 +125,58 @@ TMPDIR=$T_DIR/tmp "${VG[@]}" --log-file="$T_DIR/vg-sign.log" "$PIPELINECTL" sign
 vg_clean sign "sign"
 is "sign prints the signature" "$(cat "$T_DIR/sign.out")" \
 	"sha256=$(openssl dgst -sha256 -hmac key -r <"$T_DIR/sign.in" | cut -d' ' -f1)"
+
+# ---------------------------------------------------------------- apply, run, ls and friends
+mkdir -p "$T_DIR/yaml"
+cat >"$T_DIR/yaml/a.yaml" <<EOF
+kind: job
+name: ${T_ID}_vgjob
+labels: {cli: "$T_ID"}
+params: [{name: WHO, default: x}]
+command: |
+  echo "vg \$WHO"
+---
+kind: pipeline
+name: ${T_ID}_vg
+stages: [{name: s, tasks: [{name: t, job: ${T_ID}_vgjob}]}]
+EOF
+printf 'kind: pipeline\nname: %s_bad\nstages:\n  - name: s\n    tasks: [{name: t, job: %s_none}]\n' "$T_ID" "$T_ID" >"$T_DIR/yaml/b.yaml"
+vg apply_ok apply -f "$T_DIR/yaml/a.yaml"
+vg_clean apply_ok "apply"
+vg apply_bad apply -f "$T_DIR/yaml"
+is "apply of a refused document: exit 1 under valgrind" "$VG_RC" 1
+is "apply of a refused document: valgrind reports nothing" "$(grep -v '^==[0-9]*== *$' "$T_DIR/vg-apply_bad.log" | head -n 40)" ""
+like "... and the refusal was printed" "$(cat "$T_DIR/apply_bad.err")" "b.yaml:5:"
+printf 'kind: job\nname: x\nlabels: [a, b\n\nx: 1\n' >"$T_DIR/syntax.yaml"
+vg lint_syntax lint --offline "$T_DIR/syntax.yaml"
+is "lint --offline of a YAML syntax error: exit 1 under valgrind" "$VG_RC" 1
+is "lint --offline of a YAML syntax error: valgrind reports nothing" "$(grep -v '^==[0-9]*== *$' "$T_DIR/vg-lint_syntax.log" | head -n 40)" ""
+printf 'kind: job\nname: &n x\ncommand: *n\nparams: [{name: A, default: !!str 1}]\n---\nkind: job\nname: y\ncommand: *n\n' >"$T_DIR/alias.yaml"
+vg lint_alias lint --offline "$T_DIR/alias.yaml"
+is "lint --offline of anchors, a tag and an alias to another document's anchor: exit 1 under valgrind" "$VG_RC" 1
+is "lint --offline of aliases: valgrind reports nothing" "$(grep -v '^==[0-9]*== *$' "$T_DIR/vg-lint_alias.log" | head -n 40)" ""
+like "an alias to an anchor of another document is refused" "$(cat "$T_DIR/lint_alias.err")" "alias.yaml:8:10: alias \\*n names no complete anchor"
+printf 'a: 1\na: 2\n' >"$T_DIR/dup.yaml"
+vg lint_offline lint --offline "$T_DIR/dup.yaml"
+is "lint --offline of a duplicate key: exit 1 under valgrind" "$VG_RC" 1
+is "lint --offline: valgrind reports nothing" "$(grep -v '^==[0-9]*== *$' "$T_DIR/vg-lint_offline.log" | head -n 40)" ""
+vg run run "${T_ID}_vg" -p WHO=valgrind --label k=v
+vg_clean run "run"
+vrun=$(cat "$T_DIR/run.out")
+runner_once
+is "the run started under valgrind succeeded" "$(run_stage "$vrun")" succeeded
+vg ls ls --limit 5
+vg_clean ls "ls"
+like "ls lists the run" "$(cat "$T_DIR/ls.out")" "$vrun +${T_ID}_vg v1 +succeeded"
+vg ls_json ls --json --pipeline "${T_ID}_vg"
+vg_clean ls_json "ls --json"
+vg status_json status "$vrun" --json
+vg_clean status_json "status --json"
+vg logs_run logs --run "$vrun"
+vg_clean logs_run "logs --run"
+is "logs --run printed the task" "$(cat "$T_DIR/logs_run.out")" "== s.t (job task $(task_id "$vrun" s t), attempt 1) ==
+vg valgrind"
+vg logs_run_json logs --run "$vrun" --json
+vg_clean logs_run_json "logs --run --json"
 
 t_done

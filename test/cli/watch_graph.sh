@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # watch_graph: "pipelinectl watch" and "pipelinectl graph" on real runs (SPEC §11):
 #   - watch RUN, started before the runner, with stdout not a terminal: plain lines
-#     ("HH:MM:SS PIPELINE #RUN  STAGE", "HH:MM:SS STAGE/TASK  OLD -> NEW[: message]", a summary
-#     "HH:MM:SS PIPELINE #RUN STAGE in DURATION (N/M tasks done)[: message]"), no escape codes;
+#     ("HH:MM:SS PIPELINE #RUN  STAGE", "HH:MM:SS STAGE/TASK [JOB_TASK_ID]  OLD -> NEW[: message]",
+#     a summary "HH:MM:SS PIPELINE #RUN STAGE in DURATION (N/M tasks done)[: message]", which for a
+#     failed run names the failing task: ": STAGE.TASK (job task ID) failed: MESSAGE"), no escape codes;
 #     it follows the run live and exits 0 when it succeeded, 1 when it failed;
 #   - watch of a finished run exits at once with the same status; an unknown run: exit 2;
 #   - graph --format dot is valid Graphviz (dot -Tpng renders it, without warnings, to a PNG);
@@ -45,10 +46,11 @@ is "watch exits 0 when the run succeeded" "$WATCH_RC" 0
 first=$(head -n 1 <<<"$WATCH_OUT")
 last=$(tail -n 1 <<<"$WATCH_OUT")
 like "first line: time, pipeline, run, stage" "$first" "^$HMS ${T_ID}_ok #$run  active$"
-like "a line per task at the start (s1/a waits for a runner)" "$WATCH_OUT" $'\n'"$HMS s1/a  scheduling"$'\n'
-like "a line per task at the start (s2/c pending)" "$WATCH_OUT" $'\n'"$HMS s2/c  pending"$'\n'
-like "live change lines: s1/b  OLD -> succeeded" "$WATCH_OUT" $'\n'"$HMS s1/b  [a-z]+ -> succeeded"$'\n'
-like "live change lines: s2/c  OLD -> succeeded" "$WATCH_OUT" $'\n'"$HMS s2/c  [a-z]+ -> succeeded"$'\n'
+like "a line per task at the start, with its job task id (s1/a waits for a runner)" "$WATCH_OUT" \
+	$'\n'"$HMS s1/a \\[$(task_id "$run" s1 a)\\]  scheduling"$'\n'
+like "a line per task at the start (s2/c pending)" "$WATCH_OUT" $'\n'"$HMS s2/c \\[[0-9]+\\]  pending"$'\n'
+like "live change lines: s1/b  OLD -> succeeded" "$WATCH_OUT" $'\n'"$HMS s1/b \\[[0-9]+\\]  [a-z]+ -> succeeded"$'\n'
+like "live change lines: s2/c  OLD -> succeeded" "$WATCH_OUT" $'\n'"$HMS s2/c \\[[0-9]+\\]  [a-z]+ -> succeeded"$'\n'
 like "the run's change: active -> succeeded" "$WATCH_OUT" $'\n'"$HMS ${T_ID}_ok #$run  active -> succeeded"$'\n'
 like "summary line" "$last" "^$HMS ${T_ID}_ok #$run succeeded in [0-9][0-9hms]* \(3/3 tasks done\)$"
 unlike "no escape codes when stdout is not a terminal" "$WATCH_OUT" $'\033'
@@ -63,10 +65,10 @@ ok_run=$run
 run=$(run_pipeline "${T_ID}_bad")
 watch_live watch_bad "$run"
 is "watch exits 1 when the run failed" "$WATCH_RC" 1
-like "the failed task's line has its message" "$WATCH_OUT" $'\n'"$HMS s1/x  [a-z]+ -> failed: exit code 1"$'\n'
-like "the skipped task's line" "$WATCH_OUT" $'\n'"$HMS s2/y  pending -> skipped"$'\n'
-like "summary line of a failed run" "$(tail -n 1 <<<"$WATCH_OUT")" \
-	"^$HMS ${T_ID}_bad #$run failed in [0-9][0-9hms]* \(2/2 tasks done\)(: .*exit code 1.*)?$"
+like "the failed task's line has its message" "$WATCH_OUT" $'\n'"$HMS s1/x \\[[0-9]+\\]  [a-z]+ -> failed: exit code 1"$'\n'
+like "the skipped task's line" "$WATCH_OUT" $'\n'"$HMS s2/y \\[[0-9]+\\]  pending -> skipped"$'\n'
+like "summary line of a failed run names the task that failed it, its id and message" "$(tail -n 1 <<<"$WATCH_OUT")" \
+	"^$HMS ${T_ID}_bad #$run failed in [0-9][0-9hms]* \(2/2 tasks done\): s1\\.x \\(job task $(task_id "$run" s1 x)\\) failed: exit code 1$"
 rc=0
 "$PIPELINECTL" watch "$run" </dev/null >/dev/null || rc=$?
 is "watch of the finished failed run exits 1 at once" "$rc" 1

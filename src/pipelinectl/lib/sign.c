@@ -1,19 +1,14 @@
 /*
- * sign.c: HMAC-SHA256 (OpenSSL libcrypto), hex and base64, and the "sign"
- * subcommand that lets a hook receiver check a signature by hand:
- *
- *   pipelinectl sign SECRET < body.json     ->  sha256=<hex>
+ * lib/sign.c: see sign.h.
  */
 #define _GNU_SOURCE
-#include "common.h"
+#include "sign.h"
 
-#include <errno.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
+
 #include <openssl/hmac.h>
 
 static unsigned
@@ -61,42 +56,4 @@ hmac_sha256_base64(const char *key, size_t keylen, const char *msg, size_t msgle
 	/* 32 bytes -> 44 characters + NUL */
 	EVP_EncodeBlock((unsigned char *) out, mac, (int) n);
 	out[44] = '\0';
-}
-
-int
-cmd_sign(int argc, char **argv)
-{
-	strbuf body;
-	char buf[8192];
-	char hex[65];
-
-	if (argc != 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)
-	{
-		fprintf(argc == 2 ? stdout : stderr,
-				"Usage: pipelinectl sign SECRET < BODY\n"
-				"Prints the X-Pipeline-Signature value (sha256=<hex HMAC-SHA256>) of the\n"
-				"body read from standard input, as hookd computes it.\n");
-		return argc == 2 ? 0 : EXIT_USAGE;
-	}
-	sb_init(&body);
-	for (;;)
-	{
-		ssize_t n = read(0, buf, sizeof(buf));
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-		{
-			fprintf(stderr, "pipelinectl sign: cannot read standard input: %s\n", strerror(errno));
-			sb_free(&body);
-			return 1;
-		}
-		if (n == 0)
-			break;
-		sb_append(&body, buf, (size_t) n);
-	}
-	hmac_sha256_hex(argv[1], strlen(argv[1]), sb_str(&body), body.len, hex);
-	printf("sha256=%s\n", hex);
-	sb_free(&body);
-	return 0;
 }

@@ -1,18 +1,9 @@
 /*
- * db.c: one libpq connection that comes back by itself.
- *
- * A long-running subcommand calls db_ensure() once per turn of its event
- * loop: when the connection is gone it tries again after an exponential
- * backoff (0.5 s doubling to 30 s, with jitter), logging one line per
- * attempt, and re-issues LISTEN after every (re)connect.  Queries go through
- * db_query(), which only runs parameterized statements (PQexecParams, every
- * parameter sent as text), turns a failure into a db_error (SQLSTATE plus one
- * line of message) and closes the connection when it broke, so that the next
- * db_ensure() reconnects.  Notifications are only wake-ups: they are counted,
- * never interpreted.
+ * lib/conn.c: see conn.h.
  */
 #define _GNU_SOURCE
-#include "common.h"
+#include "conn.h"
+#include "log.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -67,11 +58,35 @@ drop_connection(db_conn *db, const char *why)
 	}
 	delay = backoff_next(&db->backoff);
 	db->next_attempt = mono_now() + delay;
+	if (db->down_since == 0)
+		db->down_since = mono_now();
 	if (!db->lost_logged)
 	{
 		log_warn("database connection lost: %s; reconnecting in %.1f s", why, delay);
 		db->lost_logged = true;
+		db->last_fail_log = mono_now();
 	}
+}
+
+/*
+ * A first connection refused for its role, password or database will not
+ * get better by retrying: a setup error.  (libpq gives no SQLSTATE for a
+ * failed connection; these are the server's and libpq's messages.)
+ */
+static bool
+refused_for_good(const char *msg)
+{
+	static const char *const pats[] = {
+		"password authentication failed", "no password supplied", "does not exist",
+		"pg_hba.conf rejects", "no pg_hba.conf entry", "authentication failed",
+		"permission denied for database", "is not permitted to log in",
+		"invalid connection option", "missing \"=\" after", "invalid URI",
+	};
+
+	for (size_t i = 0; i < ARRAY_LEN(pats); i++)
+		if (strstr(msg, pats[i]))
+			return true;
+	return false;
 }
 
 static void
@@ -191,7 +206,7 @@ db_ensure(db_conn *db, double now)
 			return true;
 		drop_connection(db, PQerrorMessage(db->conn));
 	}
-	if (now < db->next_attempt)
+	if (db->fatal || now < db->next_attempt)
 		return false;
 	if (db_connect(db, &err))
 	{
@@ -205,16 +220,140 @@ db_ensure(db_conn *db, double now)
 		db->ever_connected = true;
 		db->lost_logged = false;
 		db->failures = 0;
+		db->down_since = 0;
 		backoff_reset(&db->backoff);
 		return true;
 	}
 	db->failures++;
+	now = mono_now();
+	if (db->down_since == 0)
+		db->down_since = now;
+	if (!db->ever_connected && refused_for_good(err.message))
+	{
+		db->fatal = true;
+		snprintf(db->fatal_msg, sizeof(db->fatal_msg),
+				 "cannot connect to the database: %s: check the role, password and database name "
+				 "given with -d or in PGUSER, PGPASSWORD, PGDATABASE, ~/.pgpass", err.message);
+		return false;
+	}
 	delay = backoff_next(&db->backoff);
-	db->next_attempt = mono_now() + delay;
-	log_warn("cannot connect to the database (attempt %d): %s; retrying in %.1f s",
-			 db->failures, err.message, delay);
+	db->next_attempt = now + delay;
+	/* the first failure, then one line a minute: not one per attempt */
+	if (db->failures == 1 || now - db->last_fail_log >= 60.0)
+	{
+		if (db->failures == 1)
+			log_warn("cannot connect to the database: %s; retrying (backoff up to 30 s)", err.message);
+		else
+			log_warn("still cannot connect to the database after %d attempts over %.0f s: %s; retrying",
+					 db->failures, now - db->down_since, err.message);
+		db->last_fail_log = now;
+	}
 	db->lost_logged = true;
 	return false;
+}
+
+double
+db_down_for(const db_conn *db, double now)
+{
+	if (db_connected(db) || db->down_since == 0)
+		return 0;
+	return now - db->down_since;
+}
+
+setup_result
+db_check_setup(db_conn *db, const char *const *functions, char *msg, size_t msglen)
+{
+	db_error err;
+	PGresult *res;
+	char dbname[256], role[256], extversion[64];
+	bool has_ext, usage;
+
+	res = db_query(db,
+				   "SELECT pg_catalog.current_database(), current_user,"
+				   " (SELECT extversion FROM pg_catalog.pg_extension WHERE extname = 'pipeline'),"
+				   " (SELECT pg_catalog.has_schema_privilege(n.oid, 'USAGE')"
+				   "    FROM pg_catalog.pg_namespace n WHERE n.nspname = 'pipeline')",
+				   0, NULL, &err);
+	if (!res)
+	{
+		if (db_error_transient(&err))
+			return SETUP_RETRY;
+		snprintf(msg, msglen, "cannot check the database: %s", err.message);
+		return SETUP_BAD;
+	}
+	snprintf(dbname, sizeof(dbname), "%s", db_value(res, 0, 0) ? db_value(res, 0, 0) : "?");
+	snprintf(role, sizeof(role), "%s", db_value(res, 0, 1) ? db_value(res, 0, 1) : "?");
+	has_ext = db_value(res, 0, 2) != NULL;
+	snprintf(extversion, sizeof(extversion), "%s", has_ext ? db_value(res, 0, 2) : "");
+	usage = db_value(res, 0, 3) && db_value(res, 0, 3)[0] == 't';
+	PQclear(res);
+	if (!has_ext)
+	{
+		snprintf(msg, msglen, "the extension \"pipeline\" is not installed in database \"%s\": "
+				 "run CREATE EXTENSION pipeline in it, or give -d the database that has it", dbname);
+		return SETUP_BAD;
+	}
+	if (!usage)
+	{
+		snprintf(msg, msglen, "role \"%s\" may not use schema pipeline in database \"%s\": "
+				 "GRANT USAGE ON SCHEMA pipeline TO \"%s\" (README, Privileges)", role, dbname, role);
+		return SETUP_BAD;
+	}
+	for (const char *const *f = functions; f && *f; f++)
+	{
+		const char *params[1] = {*f};
+		bool exists, may;
+
+		res = db_query(db,
+					   "SELECT pg_catalog.to_regprocedure($1) IS NOT NULL,"
+					   " pg_catalog.has_function_privilege(pg_catalog.to_regprocedure($1), 'EXECUTE')",
+					   1, params, &err);
+		if (!res)
+		{
+			if (db_error_transient(&err))
+				return SETUP_RETRY;
+			snprintf(msg, msglen, "cannot check the database: %s", err.message);
+			return SETUP_BAD;
+		}
+		exists = db_value(res, 0, 0) && db_value(res, 0, 0)[0] == 't';
+		may = db_value(res, 0, 1) && db_value(res, 0, 1)[0] == 't';
+		PQclear(res);
+		if (!exists)
+			snprintf(msg, msglen, "function %s does not exist in database \"%s\" (extension pipeline %s): "
+					 "run ALTER EXTENSION pipeline UPDATE", *f, dbname, extversion);
+		else if (!may)
+			snprintf(msg, msglen, "role \"%s\" may not execute %s: GRANT EXECUTE ON FUNCTION %s TO \"%s\" "
+					 "(README, Privileges)", role, *f, *f, role);
+		if (!exists || !may)
+			return SETUP_BAD;
+	}
+	return SETUP_OK;
+}
+
+int
+db_error_exit_code(const db_error *err)
+{
+	const char *s = err->sqlstate;
+
+	if (err->conn_lost || strncmp(s, "08", 2) == 0 || strncmp(s, "28", 2) == 0 ||
+		strcmp(s, "42501") == 0 || strcmp(s, "3F000") == 0 || strcmp(s, "42P01") == 0 ||
+		strcmp(s, "42883") == 0 || strcmp(s, "3D000") == 0)
+		return EXIT_USAGE;
+	return EXIT_FAILED;
+}
+
+const char *
+db_error_hint(const db_error *err)
+{
+	const char *s = err->sqlstate;
+
+	if (strcmp(s, "42501") == 0)
+		return "the role lacks a grant (README, Privileges)";
+	if (strcmp(s, "3F000") == 0 || strcmp(s, "42P01") == 0)
+		return "is the extension installed? run CREATE EXTENSION pipeline";
+	if (strcmp(s, "42883") == 0)
+		return "is the extension up to date? run ALTER EXTENSION pipeline UPDATE";
+	return "";
 }
 
 int
@@ -298,6 +437,51 @@ db_error_transient(const db_error *err)
 		strcmp(s, "25006") == 0)	/* read-only transaction: a standby after failover */
 		return true;
 	return false;
+}
+
+int
+db_connect_checked(db_conn *db, const char *cmd)
+{
+	db_error err;
+	char msg[1536];
+
+	if (!db_connect(db, &err))
+	{
+		fprintf(stderr, "%s %s: cannot connect to the database: %s\n", PCTL_NAME, cmd, err.message);
+		return EXIT_USAGE;
+	}
+	switch (db_check_setup(db, NULL, msg, sizeof(msg)))
+	{
+		case SETUP_OK:
+			return -1;
+		case SETUP_RETRY:
+			fprintf(stderr, "%s %s: lost the database connection while checking it\n", PCTL_NAME, cmd);
+			return EXIT_USAGE;
+		case SETUP_BAD:
+			fprintf(stderr, "%s %s: %s\n", PCTL_NAME, cmd, msg);
+			return EXIT_USAGE;
+	}
+	return EXIT_USAGE;
+}
+
+int
+db_open_checked(db_conn *db, const char *conninfo, const char *cmd)
+{
+	int rc;
+
+	db_init(db, conninfo, NULL);
+	if ((rc = db_connect_checked(db, cmd)) >= 0)
+		db_close(db);
+	return rc;
+}
+
+int
+db_fail(const char *cmd, const db_error *err)
+{
+	const char *hint = db_error_hint(err);
+
+	fprintf(stderr, "%s %s: %s%s%s\n", PCTL_NAME, cmd, err->message, *hint ? ": " : "", hint);
+	return db_error_exit_code(err);
 }
 
 int

@@ -1,6 +1,6 @@
 /*
- * logs.c: "pipelinectl logs JOB_TASK_ID [--follow]" and
- *         "pipelinectl graph PIPELINE_TASK_ID [--format mermaid|dot]".
+ * cmd_logs.c: "pipelinectl logs JOB_TASK_ID [--follow | --json]" and
+ *             "pipelinectl logs --run RUN [--json]" (cmd_runlogs.c prints those two).
  *
  * logs prints the chunks of pipeline.job_task_log(id) in seq order.  With
  * --follow it keeps reading chunks after the last seq it printed, woken by
@@ -10,12 +10,13 @@
  *
  * Exit status: 0 on success, 1 when the task does not exist or a query
  * fails, 2 on a usage or connection error, 130 when interrupted.
+ *
+ * Locking: none (reads only).
  */
 #define _GNU_SOURCE
-#include "common.h"
+#include "commands.h"
 
 #include <errno.h>
-#include <getopt.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,9 +28,13 @@ logs_usage(FILE *f)
 {
 	fprintf(f,
 			"Usage: pipelinectl logs JOB_TASK_ID [OPTION]...\n"
-			"Print the output of a job task.\n"
+			"       pipelinectl logs --run RUN [--json]\n"
+			"Print the output of a job task, or of every task of a run (a header per task,\n"
+			"a marker before each attempt of a task that ran more than once).\n"
 			"\n"
 			"  -f, --follow              keep printing new output until the task is complete\n"
+			"  -r, --run RUN             every task of the run RUN\n"
+			"      --json                one JSON document (not with --follow)\n"
 			"  -d, --dbname CONNINFO     database connection string (default: PG* environment)\n"
 			"  -h, --help                show this help\n");
 }
@@ -87,67 +92,59 @@ print_chunks(db_conn *db, const char *id, int64_t *last, db_error *err)
 int
 cmd_logs(int argc, char **argv, const char *conninfo)
 {
-	static const struct option opts[] = {
-		{"follow", no_argument, NULL, 'f'},
-		{"dbname", required_argument, NULL, 'd'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0}
-	};
-	bool follow = false;
+	bool follow = false, json = false;
+	const char *run = NULL;
 	int64_t id, last = 0;
 	char idstr[24];
 	db_conn db;
 	db_error err;
 	char *stage = NULL;
-	int c, rc = 0;
+	int rc = 0;
+	opt_cmd cmd = {"logs", logs_usage, conninfo, 0};
 
-	optind = 1;
-	opterr = 1;
-	while ((c = getopt_long(argc, argv, "fd:h", opts, NULL)) != -1)
 	{
-		switch (c)
+		const opt_spec specs[] = {
+			{"follow", 'f', OPT_FLAG, &follow, 0, 0, NULL},
+			{"run", 'r', OPT_STRING, &run, 0, 0, NULL},
+			{"json", 0, OPT_FLAG, &json, 0, 0, NULL},
+			{NULL, 0, 0, NULL, 0, 0, NULL}
+		};
+
+		if ((rc = opts_parse(&cmd, argc, argv, specs)) >= 0)
+			return rc;
+		if ((run || json) && follow)
+			return usage_error(&cmd, "--follow cannot be combined with --run or --json");
+		if (run)
 		{
-			case 'f':
-				follow = true;
-				break;
-			case 'd':
-				conninfo = optarg;
-				break;
-			case 'h':
-				logs_usage(stdout);
-				return 0;
-			default:
-				logs_usage(stderr);
-				return EXIT_USAGE;
+			if (!parse_positive_id(run, &id))
+				return usage_error(&cmd, "--run needs a RUN id (a positive integer), not \"%s\"", run);
+			if (cmd.first_arg < argc)
+				return usage_error(&cmd, "unexpected argument \"%s\" (--run prints every task of the run)",
+								   argv[cmd.first_arg]);
+			return logs_run(run, NULL, json, cmd.conninfo);
 		}
+		if ((rc = opts_one_id(&cmd, argc, argv, "JOB_TASK_ID", "job task", &id)) >= 0)
+			return rc;
+		rc = 0;
 	}
-	if (optind != argc - 1 || !parse_positive_id(argv[optind], &id))
-	{
-		if (optind >= argc)
-			fprintf(stderr, "pipelinectl logs: missing JOB_TASK_ID\n");
-		else if (optind < argc - 1)
-			fprintf(stderr, "pipelinectl logs: unexpected argument \"%s\"\n", argv[optind + 1]);
-		else
-			fprintf(stderr, "pipelinectl logs: \"%s\" is not a job task id\n", argv[optind]);
-		logs_usage(stderr);
-		return EXIT_USAGE;
-	}
+	if (json)
+		return logs_run(NULL, argv[cmd.first_arg], true, cmd.conninfo);
 	snprintf(idstr, sizeof(idstr), "%lld", (long long) id);
 
 	log_init("logs");
 	log_set_min_level(LOG_WARN);
-	db_init(&db, conninfo, follow ? "pipeline_events" : NULL);
-	if (!db_connect(&db, &err))
+	db_init(&db, cmd.conninfo, follow ? "pipeline_events" : NULL);
+	if ((rc = db_connect_checked(&db, "logs")) >= 0)
 	{
-		fprintf(stderr, "pipelinectl logs: cannot connect to the database: %s\n", err.message);
 		db_close(&db);
-		return EXIT_USAGE;
+		return rc;
 	}
+	rc = 0;
 	if (!read_stage(&db, idstr, &stage, &err))
 	{
-		fprintf(stderr, "pipelinectl logs: %s\n", err.message);
+		rc = db_fail("logs", &err);
 		db_close(&db);
-		return 1;
+		return rc;
 	}
 	if (!stage)
 	{
@@ -158,10 +155,7 @@ cmd_logs(int argc, char **argv, const char *conninfo)
 	if (!follow)
 	{
 		if (!print_chunks(&db, idstr, &last, &err))
-		{
-			fprintf(stderr, "pipelinectl logs: %s\n", err.message);
-			rc = 1;
-		}
+			rc = db_fail("logs", &err);
 		free(stage);
 		db_close(&db);
 		return rc;
@@ -199,8 +193,7 @@ cmd_logs(int argc, char **argv, const char *conninfo)
 				{
 					if (!db_error_transient(&err))
 					{
-						fprintf(stderr, "pipelinectl logs: %s\n", err.message);
-						rc = 1;
+						rc = db_fail("logs", &err);
 						break;
 					}
 				}
@@ -246,114 +239,3 @@ cmd_logs(int argc, char **argv, const char *conninfo)
 	return rc;
 }
 
-/* ------------------------------------------------------------------ graph */
-
-static void
-graph_usage(FILE *f)
-{
-	fprintf(f,
-			"Usage: pipelinectl graph PIPELINE_TASK_ID [OPTION]...\n"
-			"Print a picture of a run: stages, tasks and their stages as colours.\n"
-			"\n"
-			"      --format FORMAT       mermaid (default) or dot\n"
-			"  -d, --dbname CONNINFO     database connection string (default: PG* environment)\n"
-			"  -h, --help                show this help\n");
-}
-
-int
-cmd_graph(int argc, char **argv, const char *conninfo)
-{
-	static const struct option opts[] = {
-		{"format", required_argument, NULL, 'F'},
-		{"dbname", required_argument, NULL, 'd'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0}
-	};
-	const char *format = "mermaid";
-	int64_t id;
-	char idstr[24];
-	db_conn db;
-	db_error err;
-	const char *params[2];
-	PGresult *res;
-	int c, rc = 0;
-
-	optind = 1;
-	opterr = 1;
-	while ((c = getopt_long(argc, argv, "d:h", opts, NULL)) != -1)
-	{
-		switch (c)
-		{
-			case 'F':
-				format = optarg;
-				break;
-			case 'd':
-				conninfo = optarg;
-				break;
-			case 'h':
-				graph_usage(stdout);
-				return 0;
-			default:
-				graph_usage(stderr);
-				return EXIT_USAGE;
-		}
-	}
-	if (strcmp(format, "mermaid") != 0 && strcmp(format, "dot") != 0)
-	{
-		fprintf(stderr, "pipelinectl graph: --format must be mermaid or dot\n");
-		return EXIT_USAGE;
-	}
-	if (optind != argc - 1 || !parse_positive_id(argv[optind], &id))
-	{
-		if (optind >= argc)
-			fprintf(stderr, "pipelinectl graph: missing PIPELINE_TASK_ID\n");
-		else if (optind < argc - 1)
-			fprintf(stderr, "pipelinectl graph: unexpected argument \"%s\"\n", argv[optind + 1]);
-		else
-			fprintf(stderr, "pipelinectl graph: \"%s\" is not a pipeline task id\n", argv[optind]);
-		graph_usage(stderr);
-		return EXIT_USAGE;
-	}
-	snprintf(idstr, sizeof(idstr), "%lld", (long long) id);
-
-	log_init("graph");
-	log_set_min_level(LOG_WARN);
-	db_init(&db, conninfo, NULL);
-	if (!db_connect(&db, &err))
-	{
-		fprintf(stderr, "pipelinectl graph: cannot connect to the database: %s\n", err.message);
-		db_close(&db);
-		return EXIT_USAGE;
-	}
-	params[0] = idstr;
-	params[1] = format;
-	res = db_query(&db, "SELECT pipeline.graph($1::bigint, $2::text)", 2, params, &err);
-	if (!res)
-	{
-		fprintf(stderr, "pipelinectl graph: %s\n", err.message);
-		rc = 1;
-	}
-	else
-	{
-		const char *g = PQntuples(res) > 0 ? db_value(res, 0, 0) : NULL;
-
-		if (!g)
-		{
-			fprintf(stderr, "pipelinectl graph: pipeline task %s not found\n", idstr);
-			rc = 1;
-		}
-		else
-		{
-			size_t n = strlen(g);
-
-			fwrite(g, 1, n, stdout);
-			if (n == 0 || g[n - 1] != '\n')
-				fputc('\n', stdout);
-			if (fflush(stdout) != 0)
-				rc = 1;
-		}
-		PQclear(res);
-	}
-	db_close(&db);
-	return rc;
-}

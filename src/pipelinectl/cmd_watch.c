@@ -1,5 +1,5 @@
 /*
- * watch.c: "pipelinectl watch PIPELINE_TASK_ID" follows a run until it ends.
+ * cmd_watch.c: "pipelinectl watch PIPELINE_TASK_ID" follows a run until it ends.
  *
  * LISTEN pipeline_events; on start, on each notification (and every second
  * or two as a fallback) it reads the run from pipeline.pipeline_tasks and its
@@ -12,12 +12,13 @@
  *
  * Exit status: 0 when the run succeeded, 1 when it failed or was canceled,
  * 2 on a usage or connection error or an unknown id, 130 when interrupted.
+ *
+ * Locking: none (reads only).
  */
 #define _GNU_SOURCE
-#include "common.h"
+#include "commands.h"
 
 #include <errno.h>
-#include <getopt.h>
 #include <langinfo.h>
 #include <locale.h>
 #include <poll.h>
@@ -30,6 +31,7 @@
 
 typedef struct wtask
 {
+	char *id;					/* job task id */
 	int stage_index;
 	char *stage_name;
 	int task_index;
@@ -37,6 +39,8 @@ typedef struct wtask
 	char *stage;
 	char *message;
 	char *gate;
+	char *actors;				/* who must act on the waiting gate: "alice, bob" */
+	bool ignore_failed;
 	int attempt;
 	double secs;				/* < 0 when not started */
 } wtask;
@@ -69,13 +73,6 @@ typedef struct watcher
 	bool have_prev;
 } watcher;
 
-bool
-stage_is_complete(const char *stage)
-{
-	return stage && (strcmp(stage, "canceled") == 0 || strcmp(stage, "failed") == 0 ||
-					 strcmp(stage, "succeeded") == 0 || strcmp(stage, "skipped") == 0);
-}
-
 static void
 wrun_free(wrun *r)
 {
@@ -91,6 +88,8 @@ wrun_free(wrun *r)
 		free(r->tasks[i].stage);
 		free(r->tasks[i].message);
 		free(r->tasks[i].gate);
+		free(r->tasks[i].actors);
+		free(r->tasks[i].id);
 	}
 	free(r->tasks);
 	memset(r, 0, sizeof(*r));
@@ -148,13 +147,22 @@ fetch(watcher *w, wrun *r, db_error *err)
 	r->secs = num_or(db_value(res, 0, 6), -1);
 	PQclear(res);
 
-	/* gate is not a fixed column: read through to_jsonb so that its absence is harmless */
+	/*
+	 * gate, audit, confirm and ignore_failed are not fixed columns: read
+	 * through to_jsonb so that their absence is harmless
+	 */
 	res = db_query(&w->db,
 				   "SELECT stage_index, stage_name, task_index, task_name, stage, message,"
 				   " to_jsonb(t)->>'gate', attempt,"
-				   " EXTRACT(epoch FROM (COALESCE(end_at, clock_timestamp()) - start_at))::float8"
+				   " EXTRACT(epoch FROM (COALESCE(end_at, clock_timestamp()) - start_at))::float8,"
+				   " id, (SELECT string_agg(x, ', ') FROM jsonb_array_elements_text("
+				   "        CASE to_jsonb(t)->>'gate'"
+				   "        WHEN 'audit' THEN coalesce(to_jsonb(t)->'audit'->'auditors', '[]')"
+				   "        WHEN 'confirm' THEN coalesce(to_jsonb(t)->'confirm'->'checkers', '[]')"
+				   "        ELSE '[]' END) x),"
+				   " coalesce((to_jsonb(t)->>'ignore_failed')::boolean, false)"
 				   " FROM pipeline.job_tasks t WHERE pipeline_task_id = $1::bigint"
-				   " ORDER BY stage_index, task_index",
+				   " ORDER BY stage_index, task_index, id",
 				   1, params, err);
 	if (!res)
 	{
@@ -176,6 +184,9 @@ fetch(watcher *w, wrun *r, db_error *err)
 		t->gate = dup_or_null(db_value(res, i, 6));
 		t->attempt = (int) num_or(db_value(res, i, 7), 1);
 		t->secs = num_or(db_value(res, i, 8), -1);
+		t->id = dup_or(db_value(res, i, 9), "?");
+		t->actors = dup_or_null(db_value(res, i, 10));
+		t->ignore_failed = db_value(res, i, 11) && db_value(res, i, 11)[0] == 't';
 	}
 	PQclear(res);
 	return true;
@@ -185,6 +196,41 @@ static bool
 task_done(const wtask *t)
 {
 	return stage_is_complete(t->stage) && !t->gate;
+}
+
+/*
+ * What a waiting gate needs and from whom:
+ * "waiting for approval by alice, bob: pipelinectl approve 12"
+ */
+static void
+gate_text(const wtask *t, char *buf, size_t n)
+{
+	bool		audit = strcmp(t->gate, "audit") == 0;
+
+	snprintf(buf, n, "waiting for %s by %s: pipelinectl approve %s",
+			 audit ? "approval" : strcmp(t->gate, "confirm") == 0 ? "confirmation" : t->gate,
+			 t->actors ? t->actors : "(nobody listed)", t->id);
+}
+
+/*
+ * The task that failed the run: the first (by end) failed task that does not
+ * ignore failures; NULL when the run did not fail or none is found.
+ */
+static const wtask *
+failing_task(const wrun *r)
+{
+	const wtask *best = NULL;
+
+	if (strcmp(r->stage, "failed") != 0)
+		return NULL;
+	for (int i = 0; i < r->ntasks; i++)
+	{
+		const wtask *t = &r->tasks[i];
+
+		if (strcmp(t->stage, "failed") == 0 && !t->ignore_failed && !best)
+			best = t;
+	}
+	return best;
 }
 
 /* ---------------------------------------------------------------- colours */
@@ -374,7 +420,7 @@ draw_screen(watcher *w, const wrun *r, bool reconnecting)
 			sb_puts(&sb, stage_colour(t->stage));
 		put_fit(&sb, stage_mark(w, t->stage), &room);
 		sb_puts(&sb, reset);
-		snprintf(line, sizeof(line), " %-*.*s ", namew, namew, t->task_name);
+		snprintf(line, sizeof(line), " %6s %-*.*s ", t->id, namew, namew, t->task_name);
 		put_fit(&sb, line, &room);
 		if (w->colour)
 			sb_puts(&sb, stage_colour(t->stage));
@@ -396,7 +442,10 @@ draw_screen(watcher *w, const wrun *r, bool reconnecting)
 		}
 		if (t->gate)
 		{
-			snprintf(line, sizeof(line), "  waiting for %.40s", t->gate);
+			char		gtext[400];
+
+			gate_text(t, gtext, sizeof(gtext));
+			snprintf(line, sizeof(line), "  %s", gtext);
 			sb_puts(&sb, w->colour ? "\033[33m" : "");
 			put_fit(&sb, line, &room);
 			sb_puts(&sb, reset);
@@ -437,12 +486,17 @@ print_task_line(const char *clock, const wtask *t, const char *from)
 		msg = xstrdup(t->message);
 		oneline(msg);
 	}
-	printf("%s %s/%s  ", clock, t->stage_name, t->task_name);
+	printf("%s %s/%s [%s]  ", clock, t->stage_name, t->task_name, t->id);
 	if (from)
 		printf("%s -> ", from);
 	printf("%s", t->stage);
 	if (t->gate)
-		printf(" (waiting for %s)", t->gate);
+	{
+		char		gtext[400];
+
+		gate_text(t, gtext, sizeof(gtext));
+		printf(" (%s)", gtext);
+	}
 	if (t->attempt > 1)
 		printf(" (attempt %d)", t->attempt);
 	if (msg)
@@ -488,7 +542,15 @@ print_summary(watcher *w, const wrun *r)
 {
 	char clock[16], dur[32];
 	int done = 0;
-	char *msg = r->message ? xstrdup(r->message) : NULL;
+	const wtask *bad = failing_task(r);
+	char *msg;
+
+	/* a failed run names the task that failed it, with that task's message */
+	if (bad)
+		msg = xasprintf("%s.%s (job task %s) failed%s%s", bad->stage_name, bad->task_name, bad->id,
+						bad->message && *bad->message ? ": " : "", bad->message ? bad->message : "");
+	else
+		msg = r->message ? xstrdup(r->message) : NULL;
 
 	for (int i = 0; i < r->ntasks; i++)
 		if (task_done(&r->tasks[i]))
@@ -525,51 +587,27 @@ watch_usage(FILE *f)
 int
 cmd_watch(int argc, char **argv, const char *conninfo)
 {
-	static const struct option opts[] = {
-		{"dbname", required_argument, NULL, 'd'},
-		{"no-color", no_argument, NULL, 'C'},
-		{"no-colour", no_argument, NULL, 'C'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0}
-	};
 	watcher w;
 	db_error err;
-	int c, rc = 1;
+	int rc = 1;
 	bool no_colour = false;
 	double next_fetch = 0;
 	unsigned long seen = 0;
+	opt_cmd cmd = {"watch", watch_usage, conninfo, 0};
 
 	memset(&w, 0, sizeof(w));
-	optind = 1;
-	opterr = 1;
-	while ((c = getopt_long(argc, argv, "d:h", opts, NULL)) != -1)
 	{
-		switch (c)
-		{
-			case 'd':
-				conninfo = optarg;
-				break;
-			case 'C':
-				no_colour = true;
-				break;
-			case 'h':
-				watch_usage(stdout);
-				return 0;
-			default:
-				watch_usage(stderr);
-				return EXIT_USAGE;
-		}
-	}
-	if (optind != argc - 1 || !parse_positive_id(argv[optind], &w.id))
-	{
-		if (optind >= argc)
-			fprintf(stderr, "pipelinectl watch: missing PIPELINE_TASK_ID\n");
-		else if (optind < argc - 1)
-			fprintf(stderr, "pipelinectl watch: unexpected argument \"%s\"\n", argv[optind + 1]);
-		else
-			fprintf(stderr, "pipelinectl watch: \"%s\" is not a pipeline task id\n", argv[optind]);
-		watch_usage(stderr);
-		return EXIT_USAGE;
+		const opt_spec specs[] = {
+			{"no-color", 0, OPT_FLAG, &no_colour, 0, 0, NULL},
+			{"no-colour", 0, OPT_FLAG, &no_colour, 0, 0, NULL},
+			{NULL, 0, 0, NULL, 0, 0, NULL}
+		};
+
+		if ((rc = opts_parse(&cmd, argc, argv, specs)) >= 0)
+			return rc;
+		if ((rc = opts_one_id(&cmd, argc, argv, "PIPELINE_TASK_ID", "pipeline task", &w.id)) >= 0)
+			return rc;
+		rc = 1;
 	}
 	snprintf(w.idstr, sizeof(w.idstr), "%lld", (long long) w.id);
 
@@ -582,13 +620,13 @@ cmd_watch(int argc, char **argv, const char *conninfo)
 	w.utf8 = strcmp(nl_langinfo(CODESET), "UTF-8") == 0;
 	w.first_draw = true;
 
-	db_init(&w.db, conninfo, "pipeline_events");
-	if (!db_connect(&w.db, &err))
+	db_init(&w.db, cmd.conninfo, "pipeline_events");
+	if ((rc = db_connect_checked(&w.db, "watch")) >= 0)
 	{
-		fprintf(stderr, "pipelinectl watch: cannot connect to the database: %s\n", err.message);
 		db_close(&w.db);
-		return EXIT_USAGE;
+		return rc;
 	}
+	rc = 1;
 	signals_install(false, w.tty, false);
 
 	for (;;)
@@ -617,8 +655,7 @@ cmd_watch(int argc, char **argv, const char *conninfo)
 			{
 				if (!db_error_transient(&err))
 				{
-					fprintf(stderr, "pipelinectl watch: %s\n", err.message);
-					rc = 1;
+					rc = db_fail("watch", &err);
 					break;
 				}
 			}
