@@ -184,7 +184,6 @@ pl_tr_job(int64 id, int64 pipeline_task_id, PlStage old_stage,
 	Datum		v[4];
 	bool		n[4] = {false, false, message == NULL, false};
 
-	(void) pipeline_task_id;
 	v[0] = Int64GetDatum(id);
 	v[1] = CStringGetTextDatum(pl_stage_names[new_stage]);
 	v[2] = message ? CStringGetTextDatum(message) : (Datum) 0;
@@ -205,8 +204,6 @@ pl_tr_job_note(int64 id, int64 pipeline_task_id, PlStage stage)
 	};
 	Datum		v[1];
 
-	(void) pipeline_task_id;
-	(void) stage;
 	v[0] = Int64GetDatum(id);
 	exec_and_announce(&q, v, NULL);
 }
@@ -226,7 +223,6 @@ pl_tr_open_audit_gate(int64 id, int64 pipeline_task_id)
 	};
 	Datum		v[1];
 
-	(void) pipeline_task_id;
 	v[0] = Int64GetDatum(id);
 	exec_and_announce(&q, v, NULL);
 }
@@ -272,7 +268,6 @@ pl_tr_retry_if_left(int64 id, int64 pipeline_task_id)
 	Datum		v[2];
 	TrAnn		a;
 
-	(void) pipeline_task_id;
 	v[0] = Int64GetDatum(id);
 	v[1] = Int32GetDatum(pl_retry_backoff);
 	pl_exec(&q, v, NULL, 1);
@@ -305,7 +300,6 @@ pl_tr_reopen(int64 id, int64 pipeline_task_id, PlStage old_stage)
 	};
 	Datum		v[2];
 
-	(void) pipeline_task_id;
 	v[0] = Int64GetDatum(id);
 	v[1] = CStringGetTextDatum(pl_stage_names[old_stage]);
 	exec_and_announce(&q, v, NULL);
