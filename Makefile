@@ -33,11 +33,14 @@ OBJS = \
 	src/retry.o \
 	src/reap.o \
 	src/tasklog.o \
-	src/event.o
+	src/event.o \
+	src/trigger.o \
+	src/trigger_payload.o \
+	src/trigger_fire.o
 
 DATA = pipeline--0.1.sql pipeline--$(EXTVERSION).sql pipeline--0.1--0.2.sql
 
-REGRESS = init definitions runs status advance claim events cancel params gates retry reap hooks retention logs_graph privileges def_limits api_contract redaction secrets
+REGRESS = init definitions runs status advance claim events cancel params gates retry reap hooks retention logs_graph privileges def_limits api_contract redaction secrets triggers
 REGRESS_OPTS = --load-extension=pipeline
 
 ISOLATION = fan_in claim_race cancel_vs_complete retry_vs_late_update reap_vs_final_report hook_claim_race
@@ -52,10 +55,11 @@ PROVE_FLAGS = -I test/t
 PG_CPPFLAGS = -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -Werror
 SHLIB_LINK =
 
-# ---- pipelinectl: the command-line program (runner, hookd, watch, logs, graph)
+# ---- pipelinectl: the command-line program (runner, hookd, watch, logs, graph, serve)
 # main.c dispatches to one file per command (cmd_*.c); lib/ is the client library
 # (connection, JSON via jansson, options, output, logging); runner/ and hookd/ are
-# the insides of the two long-running commands.  Built with its own rule below.
+# the insides of the two long-running commands; serve/ is the web dashboard
+# (libmicrohttpd, a thread per connection).  Built with its own rule below.
 CTL_OBJS = \
 	src/pipelinectl/main.o \
 	src/pipelinectl/cmd_runner.o \
@@ -70,6 +74,17 @@ CTL_OBJS = \
 	src/pipelinectl/cmd_ls.o \
 	src/pipelinectl/cmd_control.o \
 	src/pipelinectl/cmd_runlogs.o \
+	src/pipelinectl/cmd_serve.o \
+	src/pipelinectl/serve/http.o \
+	src/pipelinectl/serve/html.o \
+	src/pipelinectl/serve/pages.o \
+	src/pipelinectl/serve/svg.o \
+	src/pipelinectl/serve/actions.o \
+	src/pipelinectl/serve/session.o \
+	src/pipelinectl/serve/dbpool.o \
+	src/pipelinectl/serve/events.o \
+	src/pipelinectl/serve/metrics.o \
+	src/pipelinectl/cmd_triggerd.o \
 	src/pipelinectl/runner/loop.o \
 	src/pipelinectl/runner/spawn.o \
 	src/pipelinectl/runner/supervise.o \
@@ -103,7 +118,7 @@ include $(PGXS)
 
 CTL_CFLAGS = -std=gnu11 -O2 -g -Wall -Wextra -Wno-unused-parameter -Werror \
 	-I$(shell $(PG_CONFIG) --includedir) $(CTL_EXTRA_CFLAGS)
-CTL_LIBS = -L$(shell $(PG_CONFIG) --libdir) -lpq -lcurl -lcrypto -ljansson -lyaml $(CTL_EXTRA_LIBS)
+CTL_LIBS = -L$(shell $(PG_CONFIG) --libdir) -lpq -lcurl -lcrypto -ljansson -lyaml -lmicrohttpd -lpthread $(CTL_EXTRA_LIBS)
 
 all: pipelinectl
 

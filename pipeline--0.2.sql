@@ -712,7 +712,9 @@ SELECT
     (SELECT COALESCE(jsonb_object_agg(status, n), '{}') FROM
         (SELECT status, count(*) AS n FROM hook_delivery GROUP BY status) d) AS deliveries_by_status,
     (SELECT now() - min(updated_at) FROM job_task WHERE stage = 'scheduling') AS oldest_waiting_task_age,
-    (SELECT count(*) FROM job_task WHERE gate IS NOT NULL) AS tasks_at_gates;
+    (SELECT count(*) FROM job_task WHERE gate IS NOT NULL) AS tasks_at_gates,
+    -- event ids handed out so far (a counter for /metrics; purge() does not lower it)
+    (SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM event_id_seq) AS events_written;
 
 -- Latest version of each definition.
 CREATE VIEW jobs AS
@@ -733,6 +735,74 @@ SELECT l.name, l.version,
        l.created_at, l.created_by
   FROM (SELECT DISTINCT ON (name) name, version, definition, created_at, created_by
           FROM pipeline ORDER BY name, version DESC) l;
+
+-- ---------------------------------------------------------------------------
+-- Git triggers (SPEC §15; src/trigger.c, src/trigger_payload.c, src/trigger_fire.c;
+-- README "Triggers").
+
+-- Trigger definitions, versioned like jobs.  definition is normalized by
+-- define_trigger() and never holds the secret; the secret is kept apart, read
+-- only by the fire functions and never shown in a view.
+CREATE TABLE trigger (
+    name        text        NOT NULL,
+    version     int         NOT NULL,
+    definition  jsonb       NOT NULL,
+    secret      text        NOT NULL,
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    created_by  text        NOT NULL DEFAULT current_user,
+    PRIMARY KEY (name, version)
+);
+
+-- What arrived from a git provider and what it started: one row per call of
+-- fire_trigger() or accepted fire_signed_trigger().  The payload itself is
+-- not kept (it may hold e-mails and tokens), only its SHA-256 and size.
+-- triggers: per considered trigger {"trigger", "version", "run"} or
+-- {"trigger", "version", "reason"}; reason: why nothing started (NULL when
+-- something did).
+CREATE TABLE trigger_event (
+    id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    received_at     timestamptz NOT NULL DEFAULT now(),
+    provider        text        NOT NULL,
+    provider_event  text,
+    event_type      text,
+    repo            text,
+    ref             text,
+    sha             text,
+    author          text,
+    payload_sha256  text        NOT NULL,
+    payload_bytes   bigint      NOT NULL,
+    runs            bigint[]    NOT NULL DEFAULT '{}',
+    triggers        jsonb       NOT NULL DEFAULT '[]',
+    reason          text,
+    received_by     text        NOT NULL DEFAULT current_user
+);
+CREATE INDEX trigger_event_received_idx ON trigger_event (received_at);
+
+SELECT pg_catalog.pg_extension_config_dump('trigger', '');
+SELECT pg_catalog.pg_extension_config_dump('trigger_event', '');
+SELECT pg_catalog.pg_extension_config_dump('trigger_event_id_seq', '');
+
+CREATE FUNCTION define_trigger(definition jsonb) RETURNS int
+    AS 'MODULE_PATHNAME', 'pl_define_trigger' LANGUAGE C VOLATILE;
+
+CREATE FUNCTION fire_trigger(provider text, event jsonb, event_type text DEFAULT NULL)
+    RETURNS SETOF bigint
+    AS 'MODULE_PATHNAME', 'pl_fire_trigger' LANGUAGE C VOLATILE;
+
+CREATE FUNCTION fire_signed_trigger(provider text, body bytea, signature text,
+                                    event_type text DEFAULT NULL)
+    RETURNS SETOF bigint
+    AS 'MODULE_PATHNAME', 'pl_fire_signed_trigger' LANGUAGE C VOLATILE;
+
+-- Latest version of each trigger, without its secret.
+CREATE VIEW triggers AS
+SELECT DISTINCT ON (name) name, version, definition, created_at, created_by
+  FROM trigger ORDER BY name, version DESC;
+
+CREATE VIEW trigger_events AS
+SELECT id, received_at, provider, provider_event, event_type, repo, ref, sha, author,
+       payload_sha256, payload_bytes, runs, triggers, reason, received_by
+  FROM trigger_event;
 
 -- ---------------------------------------------------------------------------
 -- Privileges: nothing to PUBLIC.  See README "Privileges" for role grants.

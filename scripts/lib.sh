@@ -41,6 +41,7 @@ PL_DEB_PACKAGES=(
 	libtap-parser-sourcehandler-pgtap-perl
 	libpq-dev libcurl4-openssl-dev libssl-dev libjansson-dev libyaml-dev make gcc
 	libipc-run-perl libtest-simple-perl valgrind graphviz curl python3 procps git
+	libmicrohttpd-dev chromium
 )
 
 pl_log() { printf '==> %s\n' "$*"; }

@@ -19,7 +19,7 @@ _pipelinectl() {
 	cur=${COMP_WORDS[COMP_CWORD]}
 	prev=${COMP_WORDS[COMP_CWORD - 1]}
 
-	local commands="apply lint run ls status cancel retry approve deny play runner hookd watch logs graph sign selftest help version"
+	local commands="apply lint run ls status cancel retry approve deny play runner hookd triggerd watch logs graph sign selftest help version"
 	# the command: the first word that is not an option (or the value of -d)
 	cmd=
 	for ((i = 1; i < COMP_CWORD; i++)); do
@@ -77,6 +77,7 @@ _pipelinectl() {
 	watch) opts+=" --no-color" ;;
 	runner) opts+=" -n --name -l --labels -c --concurrency --poll-interval --heartbeat --exit-when-idle -v --verbose" ;;
 	hookd) opts+=" -n --name -c --concurrency --poll-interval --lease --exit-when-idle -v --verbose" ;;
+	triggerd) opts+=" -l --listen --max-body -v --verbose" ;;
 	help)
 		COMPREPLY=($(compgen -W "$commands" -- "$cur"))
 		return 0

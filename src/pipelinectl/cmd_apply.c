@@ -14,6 +14,8 @@
  * savepoint so that every refusal is reported, and any refusal rolls the
  * whole transaction back (nothing stored).  lint does the same and always
  * rolls back; lint --offline checks YAML and kinds only, without a database.
+ * "kind: trigger" documents go to define_trigger after the pipelines (a
+ * trigger names its pipeline; README "Triggers").
  *
  * A refusal prints "FILE:LINE:COLUMN: PATH: REASON": PATH and REASON are the
  * engine's own 22023 message, the location that of the node PATH names (the
@@ -319,9 +321,10 @@ load_files(apply_state *st)
 			if (!json_is_string(kind) ||
 				(strcmp(json_string_value(kind), "job") != 0 &&
 				 strcmp(json_string_value(kind), "pipeline") != 0 &&
-				 strcmp(json_string_value(kind), "schedule") != 0))
+				 strcmp(json_string_value(kind), "schedule") != 0 &&
+				 strcmp(json_string_value(kind), "trigger") != 0))
 			{
-				refuse(st, f->name, l, c, "kind: must be job, pipeline or schedule");
+				refuse(st, f->name, l, c, "kind: must be job, pipeline, schedule or trigger");
 				continue;
 			}
 			f->kinds[k] = xstrdup(json_string_value(kind));
@@ -366,6 +369,8 @@ split_refusal(const char *msg, char **path, const char **reason)
 		p += 4;
 	else if (strncmp(p, "pipeline ", 9) == 0)
 		p += 9;
+	else if (strncmp(p, "trigger ", 8) == 0)
+		p += 8;
 	else
 		return false;
 	if (strncmp(p, "definition: ", 12) == 0)
@@ -410,8 +415,9 @@ define_kind(apply_state *st, db_conn *db, const char *kind, bool lint, strbuf *o
 {
 	bool		sched = strcmp(kind, "schedule") == 0;
 	const char *sql = sched ? "SELECT pipeline.schedule($1, $2, $3, $4::jsonb)" :
-		strcmp(kind, "job") == 0 ?
-		"SELECT pipeline.define_job($1::jsonb)" : "SELECT pipeline.define_pipeline($1::jsonb)";
+		strcmp(kind, "job") == 0 ? "SELECT pipeline.define_job($1::jsonb)" :
+		strcmp(kind, "trigger") == 0 ? "SELECT pipeline.define_trigger($1::jsonb)" :
+		"SELECT pipeline.define_pipeline($1::jsonb)";
 
 	for (size_t i = 0; i < st->nfiles; i++)
 	{
@@ -587,7 +593,8 @@ apply_main(int argc, char **argv, const char *conninfo, bool lint)
 	if (!exec_simple(&db, "BEGIN", &err) ||
 		!define_kind(&st, &db, "job", lint, &out, &err) ||
 		!define_kind(&st, &db, "pipeline", lint, &out, &err) ||
-		!define_kind(&st, &db, "schedule", lint, &out, &err))
+		!define_kind(&st, &db, "schedule", lint, &out, &err) ||
+		!define_kind(&st, &db, "trigger", lint, &out, &err))
 	{
 		rc = db_fail(cmd.name, &err);
 		if (rc == 1)

@@ -21,6 +21,7 @@ int cmd_watch(int argc, char **argv, const char *conninfo);
 int cmd_logs(int argc, char **argv, const char *conninfo);
 int cmd_graph(int argc, char **argv, const char *conninfo);
 int cmd_sign(int argc, char **argv, const char *conninfo);
+int cmd_serve(int argc, char **argv, const char *conninfo);
 int cmd_selftest(int argc, char **argv, const char *conninfo);
 int cmd_apply(int argc, char **argv, const char *conninfo);
 int cmd_lint(int argc, char **argv, const char *conninfo);
@@ -32,6 +33,7 @@ int cmd_retry(int argc, char **argv, const char *conninfo);
 int cmd_approve(int argc, char **argv, const char *conninfo);
 int cmd_deny(int argc, char **argv, const char *conninfo);
 int cmd_play(int argc, char **argv, const char *conninfo);
+int cmd_triggerd(int argc, char **argv, const char *conninfo);
 
 /* logs --run RUN, or logs JOB_TASK --json (cmd_runlogs.c) */
 int logs_run(const char *run, const char *task, bool json, const char *conninfo);

@@ -43,7 +43,9 @@ static const command commands[] = {
 	{"watch", cmd_watch, "follow a run live until it ends"},
 	{"logs", cmd_logs, "print (or follow) a job task's output"},
 	{"graph", cmd_graph, "print a run as a Mermaid or Graphviz graph"},
+	{"triggerd", cmd_triggerd, "receive git webhooks and start the matching pipelines"},
 	{"sign", cmd_sign, "print the X-Pipeline-Signature of a body (for receivers)"},
+	{"serve", cmd_serve, "serve the web dashboard, /metrics and /healthz"},
 	{"selftest", cmd_selftest, "check the built-in parsers and signatures (no database)"},
 };
 
@@ -69,9 +71,11 @@ usage(FILE *f)
 			"  approve JOB_TASK [--comment C]      deny JOB_TASK --comment C\n"
 			"  runner [--name N] [--labels k=v,...] [--concurrency N] [--job-user U] [--exit-when-idle]\n"
 			"  hookd  [--name N] [--concurrency N] [--exit-when-idle]\n"
+			"  triggerd [--listen ADDR:PORT] [--max-body BYTES]\n"
 			"  watch  PIPELINE_TASK_ID\n"
 			"  logs   JOB_TASK_ID [--follow | --json]      logs --run RUN [--json]\n"
 			"  graph  PIPELINE_TASK_ID [--format mermaid|dot]\n"
+			"  serve  [--listen 127.0.0.1:8080] [--read-only-role ROLE] [--login]\n"
 			"\n"
 			"Options:\n"
 			"  -d, --dbname CONNINFO   connection string or database name; without it the\n"

@@ -177,7 +177,7 @@ is "missing kind: exit 1" "$RC" 1
 like "missing kind: the document's line and column" "$ERR" "^$D/nokind.yaml:5:1: kind: is required"
 printf 'kind: task\nname: x\n' >"$D/badkind.yaml"
 pctl lint --offline "$D/badkind.yaml"
-like "unknown kind: at the kind's value line" "$RC/$ERR" "^1/$D/badkind.yaml:1:1: kind: must be job, pipeline or schedule"
+like "unknown kind: at the kind's value line" "$RC/$ERR" "^1/$D/badkind.yaml:1:1: kind: must be job, pipeline, schedule or trigger"
 printf -- '- a\n- b\n' >"$D/list.yaml"
 pctl lint --offline "$D/list.yaml"
 like "a document that is not a mapping" "$RC/$ERR" "^1/$D/list.yaml:1:1: a document must be a mapping"
