@@ -11,20 +11,29 @@ EXTVERSION = 0.2
 MODULE_big = pipeline
 OBJS = \
 	src/pipeline.o \
+	src/guc.o \
 	src/util.o \
 	src/token.o \
-	src/event.o \
-	src/definition.o \
-	src/defcheck.o \
-	src/defhooks.o \
-	src/run.o \
-	src/advance.o \
-	src/status.o \
-	src/claim.o \
-	src/gates.o \
+	src/lock.o \
+	src/announce.o \
+	src/jobrow.o \
 	src/notifier.o \
 	src/redact.o \
 	src/secrets.o \
+	src/defcheck.o \
+	src/defhooks.o \
+	src/transition.o \
+	src/schedule.o \
+	src/definition.o \
+	src/run.o \
+	src/runctl.o \
+	src/status.o \
+	src/claim.o \
+	src/gate.o \
+	src/retry.o \
+	src/reap.o \
+	src/tasklog.o \
+	src/event.o \
 	src/trigger.o \
 	src/trigger_payload.o \
 	src/trigger_fire.o

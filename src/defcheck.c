@@ -5,6 +5,8 @@
  * getters that write the normalized JSON.  Used by definition.c (jobs,
  * pipelines) and defhooks.c (hooks, mentions, gates).  No locking: it reads
  * only the document.
+ *
+ * Layer: storage
  */
 #include "postgres.h"
 
@@ -14,7 +16,7 @@
 #include "utils/json.h"
 #include "utils/jsonb.h"
 
-#include "pipeline.h"
+#include "util.h"
 #include "defcheck.h"
 
 /*

@@ -3,6 +3,8 @@
  * and write its normalized form: the limits, the context naming the document,
  * the refusal (def_error: 22023 with the JSON path) and the typed getters.
  * No locking here: validation reads only its argument.
+ *
+ * Layer: storage
  */
 #ifndef DEFCHECK_H
 #define DEFCHECK_H
@@ -51,11 +53,13 @@ extern void def_emit_string_array(DefCtx *ctx, const char *path, JsonbContainer 
 								  const char *key, StringInfo out, bool *first, bool stage_names);
 
 /* defhooks.c */
-extern void def_emit_hooks(DefCtx *ctx, const char *path, JsonbContainer *obj, const char *key,
-						   StringInfo out, bool *first, bool robot);
-extern void def_emit_mentions(DefCtx *ctx, const char *path, JsonbContainer *obj, StringInfo out,
-							  bool *first);
-extern void def_emit_gate(DefCtx *ctx, const char *path, JsonbContainer *obj, const char *key,
-						  const char *list_key, StringInfo out, bool *first);
+
+/* ---- names and quoting (defcheck.c), also used by the API files ---- */
+extern bool pl_valid_name(const char *s, bool allow_dot);
+extern bool pl_valid_param_name(const char *s);
+#define PL_CLIP_BYTES 64		/* user values quoted in messages: at most this many bytes */
+extern char *pl_vformat(const char *fmt, va_list args) pg_attribute_printf(1, 0);
+extern char *pl_clip(const char *s);	/* cut at a character boundary, "..." added */
+extern char *pl_clip_n(const char *s, int max);
 
 #endif							/* DEFCHECK_H */

@@ -4,6 +4,8 @@
  * mention_users, and the audit / confirm gates.  Validated and written in
  * normalized form (headers as an object, event names lower-cased) for
  * definition.c.  No locking: it reads only the document.
+ *
+ * Layer: storage
  */
 #include "postgres.h"
 
@@ -13,8 +15,8 @@
 #include "utils/json.h"
 #include "utils/jsonb.h"
 
-#include "pipeline.h"
-#include "defcheck.h"
+#include "util.h"
+#include "defhooks.h"
 
 /* A hook header as hookd sends it: a visible-ASCII name without ':', one line of value. */
 static void

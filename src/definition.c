@@ -1,6 +1,8 @@
 /*
  * definition.c: define_job() and define_pipeline().
  *
+ * Layer: api
+ *
  * A definition is validated completely in C before anything is written; the
  * first problem found raises SQLSTATE 22023 with the JSON path of the
  * offending value, e.g.
@@ -22,8 +24,9 @@
 #include "utils/json.h"
 #include "utils/jsonb.h"
 
-#include "pipeline.h"
+#include "util.h"
 #include "defcheck.h"
+#include "defhooks.h"
 
 /*
  * Validate a job body at path (the whole job document, or an inline job of a

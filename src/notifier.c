@@ -1,6 +1,8 @@
 /*
  * notifier.c: coalesced NOTIFY (pipeline.notify = coalesced).
  *
+ * Layer: storage
+ *
  * Why: PostgreSQL serializes the commits of transactions that NOTIFY (a
  * global lock taken in PreCommit_Notify is held through the WAL flush), so a
  * NOTIFY in every status update caps the whole engine at one notifying commit
@@ -37,7 +39,8 @@
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
-#include "pipeline.h"
+#include "notifier.h"
+#include "util.h"
 
 #define PL_NOTIFIER_FIELD4 20565	/* advisory lock: the database's notifier */
 #define PL_NOTIFIER_IDLE_MS 2000

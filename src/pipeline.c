@@ -1,94 +1,23 @@
 /*
- * pipeline.c: module entry point and configuration.
+ * pipeline.c: module entry point.
  *
- * _PG_init only defines the GUCs; every other module is stateless apart from
- * its saved plans, which are prepared on first use (util.c).
+ * Layer: api
+ *
+ * _PG_init only defines the GUCs (guc.c); every other module is stateless
+ * apart from its saved plans, which are prepared on first use (util.c).
  */
 #include "postgres.h"
 
 #include "fmgr.h"
-#include "utils/guc.h"
-#include "utils/guc_tables.h"
 
-#include "pipeline.h"
+#include "guc.h"
 
 PG_MODULE_MAGIC;
-
-int			pl_heartbeat_timeout = 300;
-static int	pl_hook_max_attempts = 5;
-static int	pl_hook_backoff = 10;
-int			pl_notify = PL_NOTIFY_IMMEDIATE;
-
-static const struct config_enum_entry notify_options[] = {
-	{"immediate", PL_NOTIFY_IMMEDIATE, false},
-	{"coalesced", PL_NOTIFY_COALESCED, false},
-	{"off", PL_NOTIFY_OFF, false},
-	{"on", PL_NOTIFY_IMMEDIATE, true},
-	{"true", PL_NOTIFY_IMMEDIATE, true},
-	{"false", PL_NOTIFY_OFF, true},
-	{NULL, 0, false}
-};
 
 void		_PG_init(void);
 
 void
 _PG_init(void)
 {
-	DefineCustomIntVariable("pipeline.heartbeat_timeout",
-							"Seconds a running job task may stay silent before pipeline.reap() fails it.",
-							"0 disables the check.  Any heartbeat or status update counts as a sign of life.",
-							&pl_heartbeat_timeout,
-							300, 0, INT_MAX / 1000,
-							PGC_USERSET,
-							GUC_UNIT_S,
-							NULL, NULL, NULL);
-
-	DefineCustomIntVariable("pipeline.retry_backoff",
-							"Seconds before the first automatic retry of a failed task.",
-							"Each further retry waits twice as long, at most one hour.",
-							&pl_retry_backoff,
-							10, 0, 3600,
-							PGC_USERSET,
-							GUC_UNIT_S,
-							NULL, NULL, NULL);
-
-	/* read by complete_hook_delivery() (SQL) with current_setting() */
-	DefineCustomIntVariable("pipeline.hook_max_attempts",
-							"Attempts before a hook delivery is marked failed.",
-							NULL,
-							&pl_hook_max_attempts,
-							5, 1, 100,
-							PGC_USERSET,
-							0,
-							NULL, NULL, NULL);
-	DefineCustomIntVariable("pipeline.hook_backoff",
-							"Seconds before the second attempt of a failed hook delivery.",
-							"Each further attempt waits twice as long, at most one hour.",
-							&pl_hook_backoff,
-							10, 0, 3600,
-							PGC_USERSET,
-							0,			/* plain seconds: read as an integer by SQL */
-							NULL, NULL, NULL);
-
-	DefineCustomEnumVariable("pipeline.notify",
-							 "How events wake up LISTENers on pipeline_events.",
-							 "immediate: a NOTIFY in every changing transaction; coalesced: a "
-							 "background worker sends one NOTIFY per pipeline.notify_interval with "
-							 "the newest event id; off: none (listeners poll events_since()).",
-							 &pl_notify,
-							 PL_NOTIFY_IMMEDIATE,
-							 notify_options,
-							 PGC_USERSET,
-							 0,
-							 NULL, NULL, NULL);
-	DefineCustomIntVariable("pipeline.notify_interval",
-							"Milliseconds between the coalesced notifier's looks at new events.",
-							NULL,
-							&pl_notify_interval,
-							10, 1, 10000,
-							PGC_SUSET,
-							GUC_UNIT_MS,
-							NULL, NULL, NULL);
-
-	MarkGUCPrefixReserved("pipeline");
+	pl_guc_init();
 }

@@ -1,6 +1,8 @@
 /*
  * redact.c: what people may see of definitions and hooks.
  *
+ * Layer: storage
+ *
  * Redaction by position, each rule implemented once and called from SQL
  * (the views, redact_run) and from C (the rows the API returns):
  *   redact_target    a hook target's secret, header values (an object, or an
@@ -25,7 +27,8 @@
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
 
-#include "pipeline.h"
+#include "redact.h"
+#include "util.h"
 
 #define MASK "******"
 #define MASK_LEN 6

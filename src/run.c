@@ -3,6 +3,8 @@
  * tasks and their params, then (run_pipeline) store them and start the first
  * set.
  *
+ * Layer: api
+ *
  * Params (SPEC §7), lowest precedence first, fixed when the run starts:
  *   job's declared defaults -> task's run_params -> run params (unscoped keys)
  *   -> run params "stage.task.NAME" (scoped to one task)
@@ -23,7 +25,11 @@
 #include "utils/builtins.h"
 #include "utils/json.h"
 
-#include "pipeline.h"
+#include "defcheck.h"
+#include "lock.h"
+#include "schedule.h"
+#include "transition.h"
+#include "util.h"
 
 typedef struct KV
 {
@@ -577,70 +583,6 @@ sequence_key(PlResolved *r, Jsonb *labels)
 	return psprintf("%s=%.*s", label, lv->val.string.len, lv->val.string.val);
 }
 
-static void
-lock_sequence(const char *pipeline, const char *key)
-{
-	static PlStmt q = {
-		"SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('pipeline.seq:' || $1 || ':' || $2))",
-		2, {TEXTOID, TEXTOID}
-	};
-	Datum		v[2];
-
-	v[0] = CStringGetTextDatum(pipeline);
-	v[1] = CStringGetTextDatum(key);
-	pl_exec(&q, v, NULL, 1);
-}
-
-/* The unfinished run holding the sequence, or 0. */
-static int64
-sequence_holder(const char *pipeline, const char *key)
-{
-	static PlStmt q = {
-		"SELECT id FROM pipeline.pipeline_task"
-		" WHERE pipeline_name = $1 AND sequence_key = $2 AND stage < 'canceled'"
-		" ORDER BY id LIMIT 1", 2, {TEXTOID, TEXTOID}
-	};
-	Datum		v[2];
-
-	v[0] = CStringGetTextDatum(pipeline);
-	v[1] = CStringGetTextDatum(key);
-	pl_exec(&q, v, NULL, 1);
-	return SPI_processed ? pl_col_int64(0, 1) : 0;
-}
-
-/*
- * A serialized run finished: start the oldest queued run of the same
- * sequence, if any.  Called with R of the finished run held.
- */
-void
-pl_start_queued(const char *pipeline, const char *key)
-{
-	static PlStmt q = {
-		"SELECT id, stage FROM pipeline.pipeline_task"
-		" WHERE pipeline_name = $1 AND sequence_key = $2 AND stage < 'canceled'"
-		" ORDER BY id LIMIT 1 FOR UPDATE", 2, {TEXTOID, TEXTOID}
-	};
-	static PlStmt act = {
-		"UPDATE pipeline.pipeline_task SET stage = 'active', start_at = now() WHERE id = $1",
-		1, {INT8OID}
-	};
-	Datum		v[2];
-	int64		next;
-
-	lock_sequence(pipeline, key);
-	v[0] = CStringGetTextDatum(pipeline);
-	v[1] = CStringGetTextDatum(key);
-	pl_exec(&q, v, NULL, 1);
-	/* runs start in id order: the oldest unfinished one is either running or next */
-	if (SPI_processed == 0 || pl_col_stage(0, 2) != PL_PENDING)
-		return;
-	next = pl_col_int64(0, 1);
-	v[0] = Int64GetDatum(next);
-	pl_exec(&act, v, NULL, 0);
-	pl_event_pipeline_task(next, PL_PENDING, PL_ACTIVE);
-	pl_start_next(next);
-}
-
 /*
  * run_pipeline(pipeline, params, dry_run, run_by, labels, on_busy) RETURNS bigint
  * Locks: advisory lock on the sequence key for serialized pipelines.
@@ -653,7 +595,7 @@ pl_run_pipeline(PG_FUNCTION_ARGS)
 		"INSERT INTO pipeline.pipeline_task (pipeline_name, pipeline_version, stage, params,"
 		"  dry_run, run_by, labels, start_at, sequence_key, hooks, sensitive, stage_count)"
 		" VALUES ($1, $2, $3::pipeline.task_stage, $4, $5, $6, $7,"
-		"  CASE WHEN $3 = 'active' THEN now() END, $8, $9::jsonb, $10::text[], $11)"
+		"  NULL, $8, $9::jsonb, $10::text[], $11)"
 		" RETURNING id",
 		11, {TEXTOID, INT4OID, TEXTOID, JSONBOID, BOOLOID, TEXTOID, JSONBOID, TEXTOID, TEXTOID,
 		TEXTOID, INT4OID}
@@ -677,7 +619,7 @@ pl_run_pipeline(PG_FUNCTION_ARGS)
 		"  x.labels, x.is_parallel, x.ignore_failed,"
 		"  CASE WHEN (x.audit->>'enable')::boolean THEN x.audit END,"
 		"  CASE WHEN (x.confirm->>'enable')::boolean THEN x.confirm END,"
-		"  x.hooks, x.dry_run, CASE WHEN x.stage = 'skipped' THEN now() END,"
+		"  x.hooks, x.dry_run, " PL_TR_END_AT_SQL("x.stage", "NULL::timestamptz") ","
 		"  COALESCE((x.job->>'retries')::int, 0), COALESCE((x.job->>'timeout')::int, 0)"
 		" FROM pg_catalog.jsonb_to_recordset($2::jsonb) AS x(stage_index int, stage_name text,"
 		"  task_index int, task_name text, job_name text, job_version int,"
@@ -728,8 +670,8 @@ pl_run_pipeline(PG_FUNCTION_ARGS)
 	{
 		int64		holder;
 
-		lock_sequence(name, seqkey);
-		holder = sequence_holder(name, seqkey);
+		pl_lock_sequence(name, seqkey);
+		holder = pl_sched_sequence_holder(name, seqkey, 0);
 		if (holder != 0)
 		{
 			if (strcmp(on_busy, "queue") != 0)
@@ -752,7 +694,7 @@ pl_run_pipeline(PG_FUNCTION_ARGS)
 	memset(n, 0, sizeof(n));
 	v[0] = CStringGetTextDatum(name);
 	v[1] = Int32GetDatum(r.version);
-	v[2] = CStringGetTextDatum(queued ? "pending" : "active");
+	v[2] = CStringGetTextDatum("pending");	/* its stage is set below (transition.c) */
 	v[3] = JsonbPGetDatum(params);
 	v[4] = BoolGetDatum(dry_run);
 	v[5] = CStringGetTextDatum(run_by);
@@ -772,9 +714,9 @@ pl_run_pipeline(PG_FUNCTION_ARGS)
 	pl_exec(&ins_tasks, v, NULL, 0);
 	pl_exec(&ins_specs, v, NULL, 0);
 
-	pl_event_pipeline_task(pt, -1, queued ? PL_PENDING : PL_ACTIVE);
+	pl_tr_run(pt, -1, queued ? PL_PENDING : PL_ACTIVE, NULL, false, NULL, NULL);
 	if (!queued)
-		pl_start_next(pt);
+		pl_sched_start_next(pt);
 
 	pl_spi_finish();
 	PG_RETURN_INT64(pt);

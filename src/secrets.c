@@ -1,6 +1,8 @@
 /*
  * secrets.c: secrets in what runners send, and names runners may not set.
  *
+ * Layer: storage
+ *
  * mask_secrets (SPEC §12): every occurrence of a sensitive param's value, and
  * of the caller's update token, in free text a runner sends -- log chunks
  * (append_job_task_log), message and every string of detail
@@ -35,7 +37,8 @@
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
 
-#include "pipeline.h"
+#include "secrets.h"
+#include "util.h"
 
 #define PL_SECRET_MIN_LEN 4
 

@@ -1,6 +1,8 @@
 /*
  * token.c: update tokens.
  *
+ * Layer: storage
+ *
  * A token is 48 hex digits, shown once by claim_job_tasks(): the id of the
  * run it belongs to (16 digits, so a report can take the run's lock before
  * touching any row) and 16 random bytes from pg_strong_random() (32 digits).  Only its SHA-256 digest is stored; an update
@@ -12,7 +14,7 @@
 #include "common/cryptohash.h"
 #include "fmgr.h"
 
-#include "pipeline.h"
+#include "token.h"
 
 char *
 pl_token_new(int64 pipeline_task_id)

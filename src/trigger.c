@@ -14,6 +14,8 @@
  *
  * Locking: a new version is numbered max(version)+1 under a transaction
  * advisory lock on the trigger's name (as define_job does for jobs).
+ *
+ * Layer: api (engine layers: README "Design notes")
  */
 #include "postgres.h"
 
@@ -30,7 +32,8 @@
 #include "utils/json.h"
 #include "utils/jsonb.h"
 
-#include "pipeline.h"
+#include "token.h"
+#include "util.h"
 #include "defcheck.h"
 #include "trigger.h"
 

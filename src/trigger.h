@@ -4,6 +4,8 @@
  * trigger_fire.c (fire_trigger, fire_signed_trigger) share.
  *
  * Locking: none here; see the two files.
+ *
+ * Layer: api (engine layers: README "Design notes")
  */
 #ifndef PL_TRIGGER_H
 #define PL_TRIGGER_H

@@ -26,6 +26,8 @@
  * reason and does not keep the others from starting.
  *
  * Locking: none of its own; run_pipeline takes its usual locks.
+ *
+ * Layer: api (engine layers: README "Design notes")
  */
 #include "postgres.h"
 
@@ -40,7 +42,8 @@
 #include "utils/memutils.h"
 #include "utils/resowner.h"
 
-#include "pipeline.h"
+#include "defcheck.h"
+#include "util.h"
 #include "trigger.h"
 
 /* a trigger that may fire: the latest, enabled version */

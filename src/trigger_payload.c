@@ -7,6 +7,8 @@
  * non-match), never an error; only an unreadable body is refused (22023).
  *
  * Locking: none; it reads only its arguments.
+ *
+ * Layer: api (engine layers: README "Design notes")
  */
 #include "postgres.h"
 
@@ -17,7 +19,8 @@
 #include "utils/fmgrprotos.h"
 #include "utils/jsonb.h"
 
-#include "pipeline.h"
+#include "defcheck.h"
+#include "util.h"
 #include "trigger.h"
 
 /* ------------------------------------------------------------------ reading the payload */

@@ -2,6 +2,8 @@
  * util.c: small helpers shared by the engine: stage names, SPI with saved
  * plans, and reading and writing JSON.
  *
+ * Layer: storage
+ *
  * Saved plans: each call site owns a static PlStmt; the first pl_exec()
  * prepares it and keeps it (SPI_keepplan), so the hot paths never re-parse or
  * re-plan.  The plan cache revalidates a kept plan after DDL on the tables.
@@ -17,7 +19,7 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 
-#include "pipeline.h"
+#include "util.h"
 
 const char *const pl_stage_names[PL_NSTAGES] = {
 	"pending", "scheduling", "creating", "active", "canceling",

@@ -1,26 +1,13 @@
 /*
- * advance.c: advancing a pipeline task, next-task selection, cancel.
+ * schedule.c: what runs next.  Starting the next set of a run, failing,
+ * canceling and finishing runs, the fan-in protocol, next-set selection for
+ * next_run(), and serialized runs (a finishing run starts the next queued
+ * one).
  *
- * ----------------------------------------------------------------------------
- * Locking design
- * ----------------------------------------------------------------------------
- * Three kinds of lock guard a run (pipeline task P):
+ * Layer: scheduling (called by the API files; calls transitions and storage
+ * helpers only: every stage change goes through transition.c)
  *
- *   A(P)  a heavyweight advisory lock on P (pg_locks: advisory, objsubid 20564),
- *         SHARE for runner reports that complete a task, EXCLUSIVE for
- *         operations that rewrite many tasks of the run (cancel, retry, gate
- *         decisions, forced updates, a task reporting "canceled").
- *   T     the row lock of a job task (FOR UPDATE / the UPDATE itself).
- *   R(P)  the row lock of P's pipeline_task row, FOR UPDATE: taken by whoever
- *         may start the next set, fail or finish the run.
- *
- * Lock order, everywhere: A(P) -> T (by id when several) -> R(P).  Nobody
- * takes A after T or R, so these three never form a cycle among themselves.
- * Paths that lock other tasks' rows while holding R (failing a run skips its
- * pending/scheduling tasks; starting the next set) touch only rows whose
- * other lockers never wait for R: claimers (they lock scheduling rows and
- * then only write), witnesses (below) and exclusive-A holders (excluded by
- * our shared A).
+ * Locks: A(P), T and R(P) as lock.c describes, in its order.
  *
  * Fan-in: "the next stage starts exactly once".  The naive rule -- after
  * completing my task, start the next stage if no sibling is incomplete -- is
@@ -66,154 +53,74 @@
 
 #include "access/xact.h"
 #include "catalog/pg_type.h"
-#include "funcapi.h"
 #include "miscadmin.h"
-#include "storage/lock.h"
 #include "utils/builtins.h"
 
-#include "pipeline.h"
+#include "lock.h"
+#include "schedule.h"
+#include "transition.h"
+#include "util.h"
 
-#define PL_LOCK_FIELD4 20564	/* 'PT' */
-
-static void
-lock_run(int64 pipeline_task_id, LOCKMODE mode)
-{
-	LOCKTAG		tag;
-
-#ifdef PIPELINE_TEST_NO_LOCKS
-	return;						/* see test/isolation/README.md */
-#endif
-	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId,
-						 (uint32) (((uint64) pipeline_task_id) >> 32),
-						 (uint32) pipeline_task_id,
-						 PL_LOCK_FIELD4);
-	(void) LockAcquire(&tag, mode, false, false);
-}
-
-void
-pl_lock_run_shared(int64 pipeline_task_id)
-{
-	lock_run(pipeline_task_id, ShareLock);
-}
-
-void
-pl_lock_run_exclusive(int64 pipeline_task_id)
-{
-	lock_run(pipeline_task_id, ExclusiveLock);
-}
-
-/* R(P): lock the pipeline_task row, return its stage (-1 if it does not exist) */
-static int
-lock_run_row(int64 pipeline_task_id)
+/* The unfinished run holding a serialized pipeline's sequence (other than except), or 0. */
+int64
+pl_sched_sequence_holder(const char *pipeline, const char *key, int64 except)
 {
 	static PlStmt q = {
-		"SELECT stage FROM pipeline.pipeline_task WHERE id = $1 FOR UPDATE",
-		1, {INT8OID}
-	};
-	Datum		v[1];
-
-	v[0] = Int64GetDatum(pipeline_task_id);
-	pl_exec(&q, v, NULL, 1);
-	if (SPI_processed == 0)
-		return -1;
-	return (int) pl_col_stage(0, 1);
-}
-
-/* Set the stage of a pipeline task (row already locked) and write its event. */
-static void
-set_run_stage(int64 pipeline_task_id, PlStage old_stage, PlStage new_stage, const char *message)
-{
-	static PlStmt upd = {
-		"UPDATE pipeline.pipeline_task SET stage = $2::pipeline.task_stage,"
-		" message = COALESCE($3, message),"
-		" start_at = CASE WHEN $2 = 'active' THEN COALESCE(start_at, now()) ELSE start_at END,"
-		" end_at = CASE WHEN $2::pipeline.task_stage >= 'canceled' THEN COALESCE(end_at, now())"
-		"          ELSE NULL END"
-		" WHERE id = $1 RETURNING pipeline_name, sequence_key",
-		3, {INT8OID, TEXTOID, TEXTOID}
+		"SELECT id FROM pipeline.pipeline_task"
+		" WHERE pipeline_name = $1 AND sequence_key = $2 AND stage < 'canceled' AND id <> $3"
+		" ORDER BY id LIMIT 1", 3, {TEXTOID, TEXTOID, INT8OID}
 	};
 	Datum		v[3];
-	bool		n[3] = {false, false, message == NULL};
-	char	   *pipeline_name;
-	char	   *seqkey;
 
-	v[0] = Int64GetDatum(pipeline_task_id);
-	v[1] = CStringGetTextDatum(pl_stage_names[new_stage]);
-	v[2] = message ? CStringGetTextDatum(message) : (Datum) 0;
-	pl_exec(&upd, v, n, 0);
-	pipeline_name = pl_col_text(0, 1);
-	seqkey = pl_col_text(0, 2);
-	if (old_stage != new_stage)
-		pl_event_pipeline_task(pipeline_task_id, (int) old_stage, new_stage);
-	/* a serialized run that finishes lets the next queued one start */
-	if (seqkey && pl_stage_complete(new_stage) && !pl_stage_complete(old_stage))
-		pl_start_queued(pipeline_name, seqkey);
+	v[0] = CStringGetTextDatum(pipeline);
+	v[1] = CStringGetTextDatum(key);
+	v[2] = Int64GetDatum(except);
+	pl_exec(&q, v, NULL, 1);
+	return SPI_processed ? pl_col_int64(0, 1) : 0;
 }
 
 /*
- * Change the stage of a job task whose row the caller has locked, and write
- * the event.  message NULL keeps the old message.
+ * A serialized run finished: start the oldest queued run of the same
+ * sequence, if any.  Called with R of the finished run held; takes
+ * S(pipeline, key), then the queued run's row (its R).
  */
-void
-pl_set_job_task_stage(int64 id, int64 pipeline_task_id, PlStage old_stage,
-					  PlStage new_stage, const char *message)
+static void
+start_queued(const char *pipeline, const char *key)
 {
-	/* the change and its event in one statement ($4: the old stage) */
-	static PlStmt upd = {
-		"WITH u AS ("
-		" UPDATE pipeline.job_task SET stage = $2::pipeline.task_stage,"
-		"  message = COALESCE($3, message), updated_at = now(),"
-		"  gate = CASE WHEN $2::pipeline.task_stage >= 'canceled' THEN NULL ELSE gate END,"
-		"  start_at = CASE WHEN $2 = 'active' THEN COALESCE(start_at, now()) ELSE start_at END,"
-		"  end_at = CASE WHEN $2::pipeline.task_stage >= 'canceled' THEN COALESCE(end_at, now())"
-		"           ELSE end_at END"
-		" WHERE id = $1 RETURNING *),"
-		" e AS ("
-		" INSERT INTO pipeline.event (kind, object_id, pipeline_task_id, old_stage, new_stage, payload)"
-		" SELECT 'job_task', u.id, u.pipeline_task_id, $4::pipeline.task_stage, u.stage,"
-		" " PL_TASK_PAYLOAD_SQL("u", "$4")
-		"  FROM u WHERE u.stage <> $4::pipeline.task_stage"
-		" RETURNING id)"
-		" SELECT (SELECT e.id FROM e), " PL_HOOKS_IF_ANY_SQL("u")
-		" FROM u",
-		4, {INT8OID, TEXTOID, TEXTOID, TEXTOID}
+	static PlStmt q = {
+		"SELECT id, stage FROM pipeline.pipeline_task"
+		" WHERE pipeline_name = $1 AND sequence_key = $2 AND stage < 'canceled'"
+		" ORDER BY id LIMIT 1 FOR UPDATE", 2, {TEXTOID, TEXTOID}
 	};
-	Datum		v[4];
-	bool		n[4] = {false, false, message == NULL, false};
-	bool		isnull;
+	Datum		v[2];
+	int64		next;
 
-	v[0] = Int64GetDatum(id);
-	v[1] = CStringGetTextDatum(pl_stage_names[new_stage]);
-	v[2] = message ? CStringGetTextDatum(message) : (Datum) 0;
-	v[3] = CStringGetTextDatum(pl_stage_names[old_stage]);
-	pl_exec(&upd, v, n, 1);
-	if (SPI_processed == 1)
-	{
-		(void) pl_col(0, 1, &isnull);
-		if (!isnull)
-		{
-			int64		event_id = pl_col_int64(0, 1);
-			Jsonb	   *hooks = pl_col_jsonb(0, 2);
-
-			pl_announce_event(event_id, pipeline_task_id, id, hooks, new_stage);
-		}
-	}
+	pl_lock_sequence(pipeline, key);
+	v[0] = CStringGetTextDatum(pipeline);
+	v[1] = CStringGetTextDatum(key);
+	pl_exec(&q, v, NULL, 1);
+	/* runs start in id order: the oldest unfinished one is either running or next */
+	if (SPI_processed == 0 || pl_col_stage(0, 2) != PL_PENDING)
+		return;
+	next = pl_col_int64(0, 1);
+	pl_tr_run(next, PL_PENDING, PL_ACTIVE, NULL, false, NULL, NULL);
+	pl_sched_start_next(next);
 }
 
-/* Open an audit gate on a pending task: it stays pending, gate = 'audit'. */
+/*
+ * A run leaves an open stage for a complete one (caller holds R(P)); a
+ * serialized run that finishes lets the next queued one start.
+ */
 static void
-open_audit_gate(int64 id, int64 pipeline_task_id)
+finish_run(int64 pipeline_task_id, PlStage old_stage, PlStage new_stage, const char *message)
 {
-	static PlStmt upd = {
-		"UPDATE pipeline.job_task SET gate = 'audit', updated_at = now() WHERE id = $1",
-		1, {INT8OID}
-	};
-	Datum		v[1];
+	char	   *pipeline_name;
+	char	   *seqkey;
 
-	v[0] = Int64GetDatum(id);
-	pl_exec(&upd, v, NULL, 0);
-	/* not a stage change, but listeners must learn that a gate waits */
-	pl_event_job_task(id, pipeline_task_id, PL_PENDING, PL_PENDING);
+	pl_tr_run(pipeline_task_id, (int) old_stage, new_stage, message, false,
+			  &pipeline_name, &seqkey);
+	if (seqkey && pl_stage_complete(new_stage) && !pl_stage_complete(old_stage))
+		start_queued(pipeline_name, seqkey);
 }
 
 /*
@@ -269,7 +176,7 @@ next_set_size(void)
  * run is active.
  */
 void
-pl_start_next(int64 pipeline_task_id)
+pl_sched_start_next(int64 pipeline_task_id)
 {
 	int			n;
 	int64	   *ids;
@@ -278,7 +185,7 @@ pl_start_next(int64 pipeline_task_id)
 	read_first_open_stage(pipeline_task_id);
 	if (SPI_processed == 0)
 	{
-		set_run_stage(pipeline_task_id, PL_ACTIVE, PL_SUCCEEDED, NULL);
+		finish_run(pipeline_task_id, PL_ACTIVE, PL_SUCCEEDED, NULL);
 		return;
 	}
 	n = next_set_size();
@@ -295,9 +202,9 @@ pl_start_next(int64 pipeline_task_id)
 	for (int i = 0; i < n; i++)
 	{
 		if (gated[i])
-			open_audit_gate(ids[i], pipeline_task_id);
+			pl_tr_open_audit_gate(ids[i], pipeline_task_id);
 		else
-			pl_set_job_task_stage(ids[i], pipeline_task_id, PL_PENDING, PL_SCHEDULING, NULL);
+			pl_tr_job(ids[i], pipeline_task_id, PL_PENDING, PL_SCHEDULING, NULL);
 	}
 	pfree(ids);
 	pfree(gated);
@@ -317,11 +224,7 @@ fail_run(int64 pipeline_task_id, const char *message)
 		" ORDER BY id FOR UPDATE",
 		1, {INT8OID}
 	};
-	static PlStmt clear_gate = {
-		"UPDATE pipeline.job_task SET gate = NULL, updated_at = now() WHERE id = $1",
-		1, {INT8OID}
-	};
-	int			run_stage = lock_run_row(pipeline_task_id);
+	int			run_stage = pl_lock_run_row(pipeline_task_id);
 	Datum		v[1];
 	int			n;
 	int64	   *ids;
@@ -329,7 +232,7 @@ fail_run(int64 pipeline_task_id, const char *message)
 
 	if (run_stage < 0 || pl_stage_complete((PlStage) run_stage))
 		return;
-	set_run_stage(pipeline_task_id, (PlStage) run_stage, PL_FAILED, message);
+	finish_run(pipeline_task_id, (PlStage) run_stage, PL_FAILED, message);
 
 	v[0] = Int64GetDatum(pipeline_task_id);
 	pl_exec(&q, v, NULL, 0);
@@ -344,12 +247,11 @@ fail_run(int64 pipeline_task_id, const char *message)
 	for (int i = 0; i < n; i++)
 	{
 		if (stages[i] == PL_PENDING || stages[i] == PL_SCHEDULING)
-			pl_set_job_task_stage(ids[i], pipeline_task_id, stages[i], PL_SKIPPED, NULL);
+			pl_tr_job(ids[i], pipeline_task_id, stages[i], PL_SKIPPED, NULL);
 		else
 		{
 			/* a finished task waiting at its confirm gate: moot now */
-			v[0] = Int64GetDatum(ids[i]);
-			pl_exec(&clear_gate, v, NULL, 0);
+			pl_tr_clear_gate(ids[i]);
 		}
 	}
 }
@@ -362,7 +264,7 @@ fail_run(int64 pipeline_task_id, const char *message)
  * reported canceled) a finished run is left alone.
  */
 void
-pl_cancel_run(int64 pipeline_task_id, const char *reason, bool from_user)
+pl_sched_cancel_run(int64 pipeline_task_id, const char *reason, bool from_user)
 {
 	static PlStmt q = {
 		"SELECT id, stage FROM pipeline.job_task"
@@ -374,11 +276,7 @@ pl_cancel_run(int64 pipeline_task_id, const char *reason, bool from_user)
 #endif
 		1, {INT8OID}
 	};
-	static PlStmt clear_gate = {
-		"UPDATE pipeline.job_task SET gate = NULL, updated_at = now() WHERE id = $1",
-		1, {INT8OID}
-	};
-	int			run_stage = lock_run_row(pipeline_task_id);
+	int			run_stage = pl_lock_run_row(pipeline_task_id);
 	Datum		v[1];
 	int			n;
 	int64	   *ids;
@@ -398,7 +296,7 @@ pl_cancel_run(int64 pipeline_task_id, const char *reason, bool from_user)
 					 errdetail("Only an unfinished run can be canceled.")));
 		return;
 	}
-	set_run_stage(pipeline_task_id, (PlStage) run_stage, PL_CANCELED, reason);
+	finish_run(pipeline_task_id, (PlStage) run_stage, PL_CANCELED, reason);
 
 	v[0] = Int64GetDatum(pipeline_task_id);
 	pl_exec(&q, v, NULL, 0);
@@ -416,17 +314,16 @@ pl_cancel_run(int64 pipeline_task_id, const char *reason, bool from_user)
 		{
 			case PL_PENDING:
 			case PL_SCHEDULING:
-				pl_set_job_task_stage(ids[i], pipeline_task_id, stages[i], PL_CANCELED, reason);
+				pl_tr_job(ids[i], pipeline_task_id, stages[i], PL_CANCELED, reason);
 				break;
 			case PL_CREATING:
 			case PL_ACTIVE:
-				pl_set_job_task_stage(ids[i], pipeline_task_id, stages[i], PL_CANCELING, reason);
+				pl_tr_job(ids[i], pipeline_task_id, stages[i], PL_CANCELING, reason);
 				break;
 			case PL_CANCELING:
 				break;
 			default:
-				v[0] = Int64GetDatum(ids[i]);
-				pl_exec(&clear_gate, v, NULL, 0);
+				pl_tr_clear_gate(ids[i]);
 				break;
 		}
 	}
@@ -461,7 +358,7 @@ static void advance_continue(int64 job_task_id, int64 pipeline_task_id, int stag
 
 /* A confirm gate passed: continue as if the task succeeded. */
 void
-pl_advance_continue(int64 job_task_id, int64 pipeline_task_id)
+pl_sched_continue(int64 job_task_id, int64 pipeline_task_id)
 {
 	static PlStmt q = {
 		"SELECT stage_index FROM pipeline.job_task WHERE id = $1", 1, {INT8OID}
@@ -480,7 +377,7 @@ pl_advance_continue(int64 job_task_id, int64 pipeline_task_id)
  * gate_waiting: the task now waits at its confirm gate: nothing moves.
  */
 void
-pl_advance_after(int64 job_task_id, int64 pipeline_task_id, int stage_index,
+pl_sched_after(int64 job_task_id, int64 pipeline_task_id, int stage_index,
 				 PlStage new_stage, bool force_trigger)
 {
 	static PlStmt q = {
@@ -498,7 +395,7 @@ pl_advance_after(int64 job_task_id, int64 pipeline_task_id, int stage_index,
 	(void) pl_col(0, 2, &gate_waiting);
 	gate_waiting = !gate_waiting;
 	message = pl_col_text(0, 3);
-	pl_advance_after_known(job_task_id, pipeline_task_id, stage_index, new_stage,
+	pl_sched_after_known(job_task_id, pipeline_task_id, stage_index, new_stage,
 						   force_trigger, ignore_failed, gate_waiting, message);
 }
 
@@ -525,9 +422,9 @@ failed_run_message(int64 job_task_id, const char *message)
 	return psprintf("%s: job task " INT64_FORMAT " failed", task, job_task_id);
 }
 
-/* pl_advance_after() when the caller already read the task's row. */
+/* pl_sched_after() when the caller already read the task's row. */
 void
-pl_advance_after_known(int64 job_task_id, int64 pipeline_task_id, int stage_index,
+pl_sched_after_known(int64 job_task_id, int64 pipeline_task_id, int stage_index,
 					   PlStage new_stage, bool force_trigger, bool ignore_failed,
 					   bool gate_waiting, const char *message)
 {
@@ -536,7 +433,7 @@ pl_advance_after_known(int64 job_task_id, int64 pipeline_task_id, int stage_inde
 
 	if (new_stage == PL_CANCELED)
 	{
-		pl_cancel_run(pipeline_task_id,
+		pl_sched_cancel_run(pipeline_task_id,
 					  message ? message : psprintf("job task " INT64_FORMAT " was canceled",
 												   job_task_id),
 					  false);
@@ -575,101 +472,34 @@ advance_continue(int64 job_task_id, int64 pipeline_task_id, int stage_index, boo
 		pl_exec(&q_run, rv, NULL, 1);
 		if (SPI_processed == 0 || pl_col_stage(0, 1) != PL_ACTIVE)
 			return;
-		pl_start_next(pipeline_task_id);
+		pl_sched_start_next(pipeline_task_id);
 		return;
 	}
 #endif
 	if (!force_trigger && lock_witness(pipeline_task_id, stage_index, job_task_id))
 		return;
 
-	run_stage = lock_run_row(pipeline_task_id);
+	run_stage = pl_lock_run_row(pipeline_task_id);
 	if (run_stage != PL_ACTIVE)
 		return;					/* failed, canceled or queued: nothing new starts */
-	pl_start_next(pipeline_task_id);
+	pl_sched_start_next(pipeline_task_id);
 }
 
-/* ---------------------------------------------------------------------------
- * SQL: next_run(pipeline_task_id bigint) RETURNS SETOF pipeline.job_task
- * Read-only; takes no locks beyond those of a plain SELECT.
+
+/*
+ * The next set of an active run, for next_run(): the ids of the tasks whose
+ * turn has come, in *ids (palloc'd).  Read-only; no locks beyond a plain
+ * SELECT's.  Returns how many.
  */
-PG_FUNCTION_INFO_V1(pl_next_run);
-Datum
-pl_next_run(PG_FUNCTION_ARGS)
+int
+pl_sched_next_set(int64 pipeline_task_id, int64 **ids)
 {
-	static PlStmt run_q = {
-		"SELECT stage FROM pipeline.pipeline_task WHERE id = $1", 1, {INT8OID}
-	};
-	int64		pt;
-	Datum		v[1];
 	int			n;
-	int64	   *ids;
-	MemoryContext outer;
 
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("next_run: pipeline_task_id must not be null")));
-	pt = PG_GETARG_INT64(0);
-	InitMaterializedSRF(fcinfo, 0);
-	outer = pl_spi_connect();
-
-	v[0] = Int64GetDatum(pt);
-	pl_exec(&run_q, v, NULL, 1);
-	if (SPI_processed == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_NO_DATA_FOUND),
-				 errmsg("pipeline task " INT64_FORMAT " does not exist", pt)));
-	if (pl_col_stage(0, 1) == PL_ACTIVE)
-	{
-		read_first_open_stage(pt);
-		n = next_set_size();
-		ids = palloc(sizeof(int64) * (n + 1));
-		for (int i = 0; i < n; i++)
-			ids[i] = pl_col_int64(i, 1);
-		for (int i = 0; i < n; i++)
-			pl_put_job_task(fcinfo, ids[i], outer);
-	}
-	pl_spi_finish();
-	return (Datum) 0;
-}
-
-/* ---------------------------------------------------------------------------
- * SQL: cancel_pipeline_task(id bigint, reason text DEFAULT NULL) RETURNS pipeline_task
- * Locks: A(P) exclusive, then the open task rows by id, then R(P).
- */
-PG_FUNCTION_INFO_V1(pl_cancel_pipeline_task);
-Datum
-pl_cancel_pipeline_task(PG_FUNCTION_ARGS)
-{
-	static PlStmt row_q = {
-		"SELECT pipeline.redact_run(p) FROM pipeline.pipeline_task p WHERE id = $1", 1, {INT8OID}
-	};
-	int64		pt;
-	char	   *reason;
-	Datum		v[1];
-	Datum		result;
-	bool		isnull;
-	MemoryContext outer;
-
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("cancel_pipeline_task: id must not be null")));
-	pl_require_read_committed("cancel_pipeline_task");
-	pt = PG_GETARG_INT64(0);
-	reason = PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1));
-
-	outer = pl_spi_connect();
-	if (reason == NULL)
-		reason = psprintf("canceled by %s", GetUserNameFromId(GetOuterUserId(), false));
-	pl_lock_run_exclusive(pt);
-	pl_cancel_run(pt, reason, true);
-
-	v[0] = Int64GetDatum(pt);
-	pl_exec(&row_q, v, NULL, 1);
-	result = pl_col(0, 1, &isnull);
-	result = SPI_datumTransfer(result, false, -1);
-	pl_spi_finish();
-	(void) outer;
-	PG_RETURN_DATUM(result);
+	read_first_open_stage(pipeline_task_id);
+	n = next_set_size();
+	*ids = palloc(sizeof(int64) * (n + 1));
+	for (int i = 0; i < n; i++)
+		(*ids)[i] = pl_col_int64(i, 1);
+	return n;
 }

@@ -1,0 +1,110 @@
+/*
+ * lock.c: the locks that guard a run, in one place, and the order in which
+ * every path takes them.  Each function that takes a lock says which.
+ *
+ * Layer: storage
+ *
+ * ----------------------------------------------------------------------------
+ * Locking design
+ * ----------------------------------------------------------------------------
+ * Three kinds of lock guard a run (pipeline task P):
+ *
+ *   A(P)  a heavyweight advisory lock on P (pg_locks: advisory, objsubid 20564),
+ *         SHARE for runner reports that complete a task, EXCLUSIVE for
+ *         operations that rewrite many tasks of the run (cancel, retry, gate
+ *         decisions, forced updates, a task reporting "canceled").
+ *   T     the row lock of a job task (FOR UPDATE / the UPDATE itself).
+ *   R(P)  the row lock of P's pipeline_task row, FOR UPDATE: taken by whoever
+ *         may start the next set, fail or finish the run.
+ *
+ * Lock order, everywhere: A(P) -> T (by id when several) -> R(P).  Nobody
+ * takes A after T or R, so these three never form a cycle among themselves.
+ * Paths that lock other tasks' rows while holding R (failing a run skips its
+ * pending/scheduling tasks; starting the next set) touch only rows whose
+ * other lockers never wait for R: claimers (they lock scheduling rows and
+ * then only write), witnesses (schedule.c) and exclusive-A holders (excluded by
+ * our shared A).
+ *
+ * The fan-in protocol built on these locks (who takes R(P) and when, the
+ * witness locks FOR KEY SHARE SKIP LOCKED) is described at the top of
+ * schedule.c.
+ *
+ *   S(pipeline, key)  a transaction-level advisory lock on the sequence of a
+ *         serialized pipeline (pg_advisory_xact_lock of a hash), taken by
+ *         run_pipeline() before it looks for the run holding the sequence,
+ *         and by a finishing run (holding R(P)) before it starts the next
+ *         queued one.  Never taken before A(P) or T.
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "miscadmin.h"
+#include "storage/lock.h"
+#include "utils/builtins.h"
+
+#include "lock.h"
+#include "util.h"
+
+#define PL_LOCK_FIELD4 20564	/* 'PT' */
+
+/* A(P) in the given mode, held to the end of the transaction */
+static void
+lock_run(int64 pipeline_task_id, LOCKMODE mode)
+{
+	LOCKTAG		tag;
+
+#ifdef PIPELINE_TEST_NO_LOCKS
+	return;						/* see test/isolation/README.md */
+#endif
+	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId,
+						 (uint32) (((uint64) pipeline_task_id) >> 32),
+						 (uint32) pipeline_task_id,
+						 PL_LOCK_FIELD4);
+	(void) LockAcquire(&tag, mode, false, false);
+}
+
+/* A(P) SHARE: reports that may complete a task of the run. */
+void
+pl_lock_run_shared(int64 pipeline_task_id)
+{
+	lock_run(pipeline_task_id, ShareLock);
+}
+
+/* A(P) EXCLUSIVE: operations that rewrite many tasks of the run. */
+void
+pl_lock_run_exclusive(int64 pipeline_task_id)
+{
+	lock_run(pipeline_task_id, ExclusiveLock);
+}
+
+/* R(P): lock the pipeline_task row, return its stage (-1 if it does not exist) */
+int
+pl_lock_run_row(int64 pipeline_task_id)
+{
+	static PlStmt q = {
+		"SELECT stage FROM pipeline.pipeline_task WHERE id = $1 FOR UPDATE",
+		1, {INT8OID}
+	};
+	Datum		v[1];
+
+	v[0] = Int64GetDatum(pipeline_task_id);
+	pl_exec(&q, v, NULL, 1);
+	if (SPI_processed == 0)
+		return -1;
+	return (int) pl_col_stage(0, 1);
+}
+
+/* S(pipeline, key): the sequence lock of a serialized pipeline */
+void
+pl_lock_sequence(const char *pipeline, const char *key)
+{
+	static PlStmt q = {
+		"SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('pipeline.seq:' || $1 || ':' || $2))",
+		2, {TEXTOID, TEXTOID}
+	};
+	Datum		v[2];
+
+	v[0] = CStringGetTextDatum(pipeline);
+	v[1] = CStringGetTextDatum(key);
+	pl_exec(&q, v, NULL, 1);
+}

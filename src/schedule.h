@@ -1,0 +1,44 @@
+/*
+ * schedule.h: what runs next (schedule.c): starting the next set, failing,
+ * canceling and finishing runs, the fan-in protocol, serialized runs.
+ * Each function says which locks its caller holds and which it takes.
+ *
+ * Layer: scheduling
+ */
+#ifndef PL_SCHEDULE_H
+#define PL_SCHEDULE_H
+
+#include "postgres.h"
+
+#include "pipeline.h"
+
+/* Start the next set of the run, or finish it.  Caller holds R(P); the run is active. */
+extern void pl_sched_start_next(int64 pipeline_task_id);
+
+/*
+ * Cancel a run.  Caller holds A(P) exclusively; takes R(P) and the open task
+ * rows by id.  from_user: 55000 if the run is already finished.
+ */
+extern void pl_sched_cancel_run(int64 pipeline_task_id, const char *reason, bool from_user);
+
+/*
+ * React to a job task of run P having reached new_stage (its row is updated
+ * and locked by the caller; A(P) is held, exclusively if new_stage is
+ * canceled): cancel or fail the run, or start the next set (fan-in).
+ */
+extern void pl_sched_after(int64 job_task_id, int64 pipeline_task_id, int stage_index,
+						   PlStage new_stage, bool force_trigger);
+/* pl_sched_after() when the caller already read the task's row */
+extern void pl_sched_after_known(int64 job_task_id, int64 pipeline_task_id, int stage_index,
+								 PlStage new_stage, bool force_trigger, bool ignore_failed,
+								 bool gate_waiting, const char *message);
+/* A confirm gate passed: continue as if the task succeeded (same locks). */
+extern void pl_sched_continue(int64 job_task_id, int64 pipeline_task_id);
+
+/* next_run(): the ids of the tasks whose turn has come.  Read-only. */
+extern int	pl_sched_next_set(int64 pipeline_task_id, int64 **ids);
+
+/* The unfinished run holding a serialized pipeline's sequence (not except), or 0. */
+extern int64 pl_sched_sequence_holder(const char *pipeline, const char *key, int64 except);
+
+#endif							/* PL_SCHEDULE_H */
