@@ -211,6 +211,30 @@ pl_sched_start_next(int64 pipeline_task_id)
 }
 
 /*
+ * Run q (a SELECT id, stage ... WHERE pipeline_task_id = $1) and copy its rows
+ * out of SPI_tuptable, so the caller may run other statements while it walks
+ * them.  Returns the number of rows.  Locks: whatever q takes.
+ */
+static int
+read_run_tasks(PlStmt *q, int64 pipeline_task_id, int64 **ids, PlStage **stages)
+{
+	Datum		v[1];
+	int			n;
+
+	v[0] = Int64GetDatum(pipeline_task_id);
+	pl_exec(q, v, NULL, 0);
+	n = (int) SPI_processed;
+	*ids = palloc(sizeof(int64) * (n + 1));
+	*stages = palloc(sizeof(PlStage) * (n + 1));
+	for (int i = 0; i < n; i++)
+	{
+		(*ids)[i] = pl_col_int64(i, 1);
+		(*stages)[i] = pl_col_stage(i, 2);
+	}
+	return n;
+}
+
+/*
  * Fail the run after a task failed: the run takes the task's message, tasks
  * not started yet are skipped, running ones may finish.  Caller holds A(P)
  * (shared or exclusive).  Takes R(P), then the rows of the skipped tasks.
@@ -225,7 +249,6 @@ fail_run(int64 pipeline_task_id, const char *message)
 		1, {INT8OID}
 	};
 	int			run_stage = pl_lock_run_row(pipeline_task_id);
-	Datum		v[1];
 	int			n;
 	int64	   *ids;
 	PlStage    *stages;
@@ -234,16 +257,7 @@ fail_run(int64 pipeline_task_id, const char *message)
 		return;
 	finish_run(pipeline_task_id, (PlStage) run_stage, PL_FAILED, message);
 
-	v[0] = Int64GetDatum(pipeline_task_id);
-	pl_exec(&q, v, NULL, 0);
-	n = (int) SPI_processed;
-	ids = palloc(sizeof(int64) * (n + 1));
-	stages = palloc(sizeof(PlStage) * (n + 1));
-	for (int i = 0; i < n; i++)
-	{
-		ids[i] = pl_col_int64(i, 1);
-		stages[i] = pl_col_stage(i, 2);
-	}
+	n = read_run_tasks(&q, pipeline_task_id, &ids, &stages);
 	for (int i = 0; i < n; i++)
 	{
 		if (stages[i] == PL_PENDING || stages[i] == PL_SCHEDULING)
@@ -277,7 +291,6 @@ pl_sched_cancel_run(int64 pipeline_task_id, const char *reason, bool from_user)
 		1, {INT8OID}
 	};
 	int			run_stage = pl_lock_run_row(pipeline_task_id);
-	Datum		v[1];
 	int			n;
 	int64	   *ids;
 	PlStage    *stages;
@@ -298,16 +311,7 @@ pl_sched_cancel_run(int64 pipeline_task_id, const char *reason, bool from_user)
 	}
 	finish_run(pipeline_task_id, (PlStage) run_stage, PL_CANCELED, reason);
 
-	v[0] = Int64GetDatum(pipeline_task_id);
-	pl_exec(&q, v, NULL, 0);
-	n = (int) SPI_processed;
-	ids = palloc(sizeof(int64) * (n + 1));
-	stages = palloc(sizeof(PlStage) * (n + 1));
-	for (int i = 0; i < n; i++)
-	{
-		ids[i] = pl_col_int64(i, 1);
-		stages[i] = pl_col_stage(i, 2);
-	}
+	n = read_run_tasks(&q, pipeline_task_id, &ids, &stages);
 	for (int i = 0; i < n; i++)
 	{
 		switch (stages[i])
