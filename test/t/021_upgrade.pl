@@ -1,22 +1,23 @@
-# 021_upgrade: ALTER EXTENSION pipeline UPDATE from 0.1 (built from the git history) to the
-# current version, with runs in every state, as a package upgrade does it.
+# 021_upgrade: ALTER EXTENSION pipeline UPDATE from each earlier release (built from the git
+# history: 0.1 at 5015bb1, 0.2 at 838d148) to the current version, with runs in every state, as
+# a package upgrade does it.  Each release goes through steps 1-5 on its own copy and node:
 #
 #   1. copy the PostgreSQL tree this suite runs on (bin, lib, share, include: relocatable)
 #      into ROOT under this test's directory, without the current pipeline files;
-#   2. build 0.1 from "git archive 5015bb1" (the last 0.1 commit) and install it into ROOT;
-#      a missing history is a failure, not a skip;
-#   3. a node on ROOT: CREATE EXTENSION pipeline VERSION '0.1', runs queued, scheduling,
+#   2. build the old release from "git archive COMMIT" and install its pipeline.so, control
+#      and scripts into ROOT; a missing history is a failure, not a skip;
+#   3. a node on ROOT: CREATE EXTENSION pipeline VERSION 'OLD', runs queued, scheduling,
 #      creating, active (token, log), at an audit gate, at a confirm gate, failed, succeeded,
 #      canceled (one with its task still canceling), retried, with hook deliveries pending;
 #   4. stop, install the current build's .so/.sql/.control into ROOT, start,
-#      ALTER EXTENSION pipeline UPDATE: version 0.2, and a catalog description of schema
+#      ALTER EXTENSION pipeline UPDATE: the current version, and a catalog description of schema
 #      pipeline (columns in order, functions with signatures, SECURITY DEFINER and
 #      search_path, bodies, views, indexes, constraints, sequences, config dump
 #      registration, privileges, members) equal to a fresh install's;
 #   5. finish every unfinished run: old tokens, gates approved, a real runner
 #      (pipelinectl runner --exit-when-idle); pending deliveries claimed and completed.
 #
-# Building 0.1 takes a while (make -j2).  Locking: none of its own (one node).
+# Building an old release takes a while (make -j2).  Locking: none of its own (one node).
 use strict;
 use warnings;
 use File::Copy;
@@ -26,7 +27,8 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use PipelineNode;
 
-my $OLD_COMMIT = '5015bb1';
+# the releases a database may be upgraded from: commit of the release, its version
+my @OLD_RELEASES = ([ '5015bb1', '0.1' ], [ '838d148', '0.2' ]);
 my $PL_ROOT = $ENV{PL_ROOT} or BAIL_OUT('PL_ROOT is not set (scripts/test sets it)');
 my $tmp = $PostgreSQL::Test::Utils::tmp_check;
 
@@ -38,65 +40,8 @@ sub run_or_die
 	return $out;
 }
 
-# ---- 1. a private copy of the PostgreSQL tree
-my $bindir = run_or_die('pg_config', 'pg_config --bindir');
-chomp $bindir;
-my $pkglibdir = run_or_die('pg_config', 'pg_config --pkglibdir');
-chomp $pkglibdir;
-my $sharedir = run_or_die('pg_config', 'pg_config --sharedir');
-chomp $sharedir;
-my $includedir = run_or_die('pg_config', 'pg_config --includedir');
-chomp $includedir;
-my $root = "$tmp/pgroot";
-my $install = "$root/usr/lib/postgresql/15";
-remove_tree($root);
-make_path("$root/usr/lib/postgresql", "$root/usr/share/postgresql", "$root/usr/include");
-run_or_die('copy of the PostgreSQL tree',
-	"cp -a '$bindir/..' '$install' && cp -a '$sharedir' '$root/usr/share/postgresql/15'"
-	  . " && cp -a '$includedir' '$root/usr/include/postgresql'");
-# the copy starts without any pipeline (the suite's tree has the current one installed)
-run_or_die('removing the current pipeline from the copy',
-	"rm -rf '$install/lib/pipeline.so' '$install/lib/bitcode/pipeline' '$install/lib/bitcode/pipeline.index.bc'"
-	  . " '$root/usr/share/postgresql/15/extension/'pipeline*");
-my $pg_config = "$install/bin/pg_config";
-is(run_or_die('pg_config of the copy', "'$pg_config' --sharedir"), "$root/usr/share/postgresql/15\n",
-	'the copied tree is relocated (its pg_config names its own directories)');
-
-# ---- 2. build 0.1 from the history and install it into the copy
-my $build = "$tmp/build-0.1";
-remove_tree($build);
-make_path($build);
-run_or_die("git archive $OLD_COMMIT (the 0.1 release must be in the repository's history;"
-	  . " a shallow clone needs 'git fetch --unshallow')",
-	"git -c safe.directory='*' -C '$PL_ROOT' archive --format=tar $OLD_COMMIT | tar -x -C '$build'");
-ok(-f "$build/pipeline--0.1.sql" && !-e "$build/pipeline--0.2.sql", "$OLD_COMMIT is release 0.1");
-my $t0 = time;
-run_or_die('building 0.1', "make -C '$build' -j2 PG_CONFIG='$pg_config' CTL_SRCS= >/dev/null");
-run_or_die('installing 0.1 into the copy', "make -C '$build' install PG_CONFIG='$pg_config' CTL_SRCS= >/dev/null");
-note('0.1 built and installed in ' . (time - $t0) . ' s');
-
-# ---- 3. a node on the copy, runs in every state under 0.1
-my $node = PostgreSQL::Test::Cluster->new('upgrade', install_path => $install);
-$node->init(extra => [ '--encoding=UTF8', '--locale=C.UTF-8' ]);
-$node->append_conf('postgresql.conf', "lc_messages = 'C'\nfsync = on\n");
-$node->start;
-$node->safe_psql('postgres', "CREATE EXTENSION pipeline VERSION '0.1'");
-is($node->safe_psql('postgres', "SELECT extversion FROM pg_extension WHERE extname = 'pipeline'"),
-	'0.1', 'version 0.1 installed from the history');
-my $me = $node->safe_psql('postgres', 'SELECT current_user');
+my $node;    # the node of the release being upgraded (q1 and the helpers use it)
 sub q1 { return $node->safe_psql('postgres', $_[0]); }
-
-q1(q{SELECT pipeline.define_pipeline('{"name": "two",
-	"webhooks": [{"url": "http://127.0.0.1:9/hook", "secret": "s3cret", "headers": {"X-Team": "ci"}}],
-	"stages": [{"name": "a", "tasks": [{"name": "t1", "job": {"command": "true"}}]},
-	           {"name": "b", "tasks": [{"name": "t2", "job": {"command": "echo done"}}]}]}')});
-q1(q{SELECT pipeline.define_pipeline('{"name": "ser", "is_parallel": false,
-	"stages": [{"name": "a", "tasks": [{"name": "t", "job": {"command": "true"}}]}]}')});
-q1(qq{SELECT pipeline.define_pipeline('{"name": "gated",
-	"stages": [{"name": "a", "tasks": [{"name": "t", "job": {"command": "true"},
-	                                    "audit": {"enable": true, "auditors": ["$me"]}}]},
-	           {"name": "b", "tasks": [{"name": "t2", "job": {"command": "true"},
-	                                    "confirm": {"enable": true, "checkers": ["$me"]}}]}]}')});
 
 # claim the one scheduling task there is (runs are made one at a time, so it is the
 # intended one); returns (id, token)
@@ -111,6 +56,84 @@ sub report
 	my ($id, $tok, $stage) = @_;
 	return q1("SELECT stage FROM pipeline.update_job_task_status($id, '$stage', '$tok')");
 }
+
+# the version this build installs (its control file, as installed in the suite's tree)
+my $CURRENT = do
+{
+	my $sd = run_or_die('pg_config', 'pg_config --sharedir');
+	chomp $sd;
+	my $control = run_or_die('the installed control file', "cat '$sd/extension/pipeline.control'");
+	$control =~ /default_version = '([^']+)'/ or BAIL_OUT("no default_version in $sd/extension/pipeline.control");
+	$1;
+};
+
+sub upgrade_from
+{
+my ($OLD_COMMIT, $OLD) = @_;
+# ---- 1. a private copy of the PostgreSQL tree
+my $bindir = run_or_die('pg_config', 'pg_config --bindir');
+chomp $bindir;
+my $pkglibdir = run_or_die('pg_config', 'pg_config --pkglibdir');
+chomp $pkglibdir;
+my $sharedir = run_or_die('pg_config', 'pg_config --sharedir');
+chomp $sharedir;
+my $includedir = run_or_die('pg_config', 'pg_config --includedir');
+chomp $includedir;
+my $root = "$tmp/pgroot-$OLD";
+my $install = "$root/usr/lib/postgresql/15";
+remove_tree($root);
+make_path("$root/usr/lib/postgresql", "$root/usr/share/postgresql", "$root/usr/include");
+run_or_die('copy of the PostgreSQL tree',
+	"cp -a '$bindir/..' '$install' && cp -a '$sharedir' '$root/usr/share/postgresql/15'"
+	  . " && cp -a '$includedir' '$root/usr/include/postgresql'");
+# the copy starts without any pipeline (the suite's tree has the current one installed)
+run_or_die('removing the current pipeline from the copy',
+	"rm -rf '$install/lib/pipeline.so' '$install/lib/bitcode/pipeline' '$install/lib/bitcode/pipeline.index.bc'"
+	  . " '$root/usr/share/postgresql/15/extension/'pipeline*");
+my $pg_config = "$install/bin/pg_config";
+is(run_or_die('pg_config of the copy', "'$pg_config' --sharedir"), "$root/usr/share/postgresql/15\n",
+	'the copied tree is relocated (its pg_config names its own directories)');
+
+# ---- 2. build the old release from the history and install it into the copy
+my $build = "$tmp/build-$OLD";
+remove_tree($build);
+make_path($build);
+run_or_die("git archive $OLD_COMMIT (the $OLD release must be in the repository's history;"
+	  . " a shallow clone needs 'git fetch --unshallow')",
+	"git -c safe.directory='*' -C '$PL_ROOT' archive --format=tar $OLD_COMMIT | tar -x -C '$build'");
+like(run_or_die('control', "cat '$build/pipeline.control'"), qr/default_version = '\Q$OLD\E'/,
+	"$OLD_COMMIT is release $OLD");
+my $t0 = time;
+# only the server module: the old program is not needed, and its install rule would touch
+# /usr/local/bin
+run_or_die("building $OLD", "make -C '$build' -j2 PG_CONFIG='$pg_config' pipeline.so >/dev/null");
+run_or_die("installing $OLD into the copy",
+	"cp '$build/pipeline.so' '$install/lib/' && cp '$build/pipeline.control' '$build/'pipeline--*.sql"
+	  . " '$root/usr/share/postgresql/15/extension/'");
+note("$OLD built and installed in " . (time - $t0) . ' s');
+
+# ---- 3. a node on the copy, runs in every state under the old release
+$node = PostgreSQL::Test::Cluster->new("upgrade_$OLD", install_path => $install);
+$node->init(extra => [ '--encoding=UTF8', '--locale=C.UTF-8' ]);
+$node->append_conf('postgresql.conf', "lc_messages = 'C'\nfsync = on\n");
+$node->start;
+$node->safe_psql('postgres', "CREATE EXTENSION pipeline VERSION '$OLD'");
+is($node->safe_psql('postgres', "SELECT extversion FROM pg_extension WHERE extname = 'pipeline'"),
+	$OLD, "version $OLD installed from the history");
+my $me = $node->safe_psql('postgres', 'SELECT current_user');
+
+q1(q{SELECT pipeline.define_pipeline('{"name": "two",
+	"webhooks": [{"url": "http://127.0.0.1:9/hook", "secret": "s3cret", "headers": {"X-Team": "ci"}}],
+	"stages": [{"name": "a", "tasks": [{"name": "t1", "job": {"command": "true"}}]},
+	           {"name": "b", "tasks": [{"name": "t2", "job": {"command": "echo done"}}]}]}')});
+q1(q{SELECT pipeline.define_pipeline('{"name": "ser", "is_parallel": false,
+	"stages": [{"name": "a", "tasks": [{"name": "t", "job": {"command": "true"}}]}]}')});
+q1(qq{SELECT pipeline.define_pipeline('{"name": "gated",
+	"stages": [{"name": "a", "tasks": [{"name": "t", "job": {"command": "true"},
+	                                    "audit": {"enable": true, "auditors": ["$me"]}}]},
+	           {"name": "b", "tasks": [{"name": "t2", "job": {"command": "true"},
+	                                    "confirm": {"enable": true, "checkers": ["$me"]}}]}]}')});
+
 my %run;
 my %tok;
 # creating: claimed, no report yet
@@ -164,13 +187,13 @@ my %want_before = (
 for my $k (sort keys %want_before)
 {
 	is(q1("SELECT stage FROM pipeline.pipeline_task WHERE id = $run{$k}"), $want_before{$k},
-		"0.1: run '$k' is $want_before{$k}");
+		"$OLD: run '$k' is $want_before{$k}");
 }
 is(q1("SELECT string_agg(DISTINCT stage || '/' || coalesce(gate, '-'), ' ' ORDER BY stage || '/' || coalesce(gate, '-')) FROM pipeline.job_task"),
 	'active/- canceled/- canceling/- creating/- failed/- pending/- pending/audit scheduling/- skipped/- succeeded/- succeeded/confirm',
-	'0.1: tasks in every stage, at both gates');
+	"$OLD: tasks in every stage, at both gates");
 my $pending_deliveries = q1(q{SELECT count(*) FROM pipeline.hook_delivery WHERE status = 'pending'});
-ok($pending_deliveries > 0, "0.1: $pending_deliveries hook deliveries pending");
+ok($pending_deliveries > 0, "$OLD: $pending_deliveries hook deliveries pending");
 my $events_before = q1('SELECT max(id) FROM pipeline.event');
 
 # ---- 4. the package upgrade: new files into the same tree, then ALTER EXTENSION
@@ -186,10 +209,10 @@ if (-d "$pkglibdir/bitcode/pipeline")
 }
 $node->start;
 my $target = q1(q{SELECT default_version FROM pg_available_extensions WHERE name = 'pipeline'});
-is($target, '0.2', 'the current build offers 0.2');
+is($target, $CURRENT, "the current build offers $CURRENT");
 $node->safe_psql('postgres', 'ALTER EXTENSION pipeline UPDATE');
 is(q1(q{SELECT extversion FROM pg_extension WHERE extname = 'pipeline'}), $target,
-	'ALTER EXTENSION pipeline UPDATE moved the database to 0.2');
+	"ALTER EXTENSION pipeline UPDATE moved the database from $OLD to $CURRENT");
 
 # A description of everything in schema pipeline, one sorted line per fact.
 my $describe = <<'SQL';
@@ -278,29 +301,29 @@ my %f = map { $_ => 1 } split /\n/, $fresh;
 my @only_upgraded = grep { !$f{$_} } sort keys %u;
 my @only_fresh = grep { !$u{$_} } sort keys %f;
 is(scalar(@only_upgraded) + scalar(@only_fresh), 0,
-	'the upgraded schema equals a fresh install of ' . $target)
+	"the schema upgraded from $OLD equals a fresh install of $target")
   or diag("only after the upgrade:\n  " . join("\n  ", @only_upgraded)
 	  . "\nonly in a fresh install:\n  " . join("\n  ", @only_fresh));
 
 # ---- 5. every unfinished run finishes under the new version
 is(q1("SELECT count(*) FROM pipeline.event WHERE id <= $events_before"), $events_before,
-	'events of 0.1 kept');
+	"events of $OLD kept");
 my ($cid, $ctok) = @{ $tok{creating} };
-is(report($cid, $ctok, 'active'), 'active', 'a task claimed under 0.1 reports active with its old token');
+is(report($cid, $ctok, 'active'), 'active', "a task claimed under $OLD reports active with its old token");
 is(report($cid, $ctok, 'succeeded'), 'succeeded', '... and succeeded');
 my ($aid, $atok) = @{ $tok{active} };
 q1("SELECT pipeline.append_job_task_log($aid, '$atok', 'after the upgrade\n')");
 q1("SELECT pipeline.heartbeat($aid, '$atok')");
-is(report($aid, $atok, 'succeeded'), 'succeeded', 'an active task of 0.1 finishes with its old token');
+is(report($aid, $atok, 'succeeded'), 'succeeded', "an active task of $OLD finishes with its old token");
 is(q1("SELECT string_agg(chunk, '' ORDER BY seq) FROM pipeline.job_task_log($aid)"),
 	"before the upgrade\nafter the upgrade\n", 'its log spans the upgrade');
 q1("SELECT pipeline.retry_job_task(id) FROM pipeline.job_task WHERE pipeline_task_id = $run{failed} AND stage = 'failed'");
 my ($kid, $ktok) = @{ $tok{canceling} };
-is(report($kid, $ktok, 'canceled'), 'canceled', 'a task canceling under 0.1 reports canceled with its old token');
+is(report($kid, $ktok, 'canceled'), 'canceled', "a task canceling under $OLD reports canceled with its old token");
 is(q1("SELECT stage FROM pipeline.pipeline_task WHERE id = $run{failed}"), 'active',
-	'a run failed under 0.1 is retried under 0.2');
+	"a run failed under $OLD is retried under $CURRENT");
 
-my $log = "$tmp/runner.log";
+my $log = "$tmp/runner-$OLD.log";
 for my $round (1 .. 6)
 {
 	# people decide at the gates, then a runner runs whatever is ready
@@ -316,7 +339,7 @@ my %want_after = (%want_before, map { $_ => 'succeeded' } qw(creating active fai
 for my $k (sort keys %want_after)
 {
 	is(q1("SELECT stage FROM pipeline.pipeline_task WHERE id = $run{$k}"), $want_after{$k},
-		"0.2: run '$k' is $want_after{$k}");
+		"$CURRENT: run '$k' is $want_after{$k}");
 }
 is(q1(q{SELECT count(*) FROM pipeline.job_task WHERE stage < 'canceled' OR gate IS NOT NULL}), '0',
 	'no task left open or at a gate');
@@ -324,12 +347,18 @@ is(q1("SELECT attempt FROM pipeline.job_task WHERE pipeline_task_id = $run{retri
 	'2', 'the retried task ran as attempt 2');
 is(q1("SELECT count(*) = count(DISTINCT id) FROM pipeline.event"), 't', 'no duplicate event id');
 
-# pending deliveries of 0.1 are claimed and completed through the 0.2 API
+# pending deliveries of the old release are claimed and completed through the new API
 my $claimed = q1(q{SELECT count(pipeline.complete_hook_delivery(c.id, true, 200, 'ok', 1))
                      FROM pipeline.claim_hook_deliveries('sender', 1000) c});
-ok($claimed >= $pending_deliveries, "hook deliveries of 0.1 and 0.2 sent ($claimed)");
+ok($claimed >= $pending_deliveries, "hook deliveries of $OLD and $CURRENT sent ($claimed)");
 is(q1(q{SELECT count(*) FROM pipeline.hook_delivery WHERE status <> 'succeeded'}), '0',
 	'every delivery succeeded');
 
 $node->stop;
+}
+
+for my $rel (@OLD_RELEASES)
+{
+	upgrade_from(@$rel);
+}
 done_testing();

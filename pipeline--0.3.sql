@@ -1,5 +1,5 @@
 /*
- * pipeline--0.2.sql: install script of the pipeline extension (version 0.2).
+ * pipeline--0.3.sql: install script of the pipeline extension (version 0.3).
  *
  * Tables, the stage enum, views that mask secrets, and the SQL declarations
  * of the C functions.  The engine (definition validation, run creation,
