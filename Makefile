@@ -22,15 +22,20 @@ OBJS = \
 	src/secrets.o \
 	src/defcheck.o \
 	src/defhooks.o \
+	src/defdag.o \
 	src/transition.o \
+	src/dagsched.o \
 	src/schedule.o \
 	src/definition.o \
+	src/resolve.o \
+	src/dag.o \
 	src/run.o \
 	src/runctl.o \
 	src/status.o \
 	src/claim.o \
 	src/gate.o \
 	src/retry.o \
+	src/play.o \
 	src/reap.o \
 	src/tasklog.o \
 	src/event.o \

@@ -31,7 +31,7 @@ extern void pl_sched_after(int64 job_task_id, int64 pipeline_task_id, int stage_
 /* pl_sched_after() when the caller already read the task's row */
 extern void pl_sched_after_known(int64 job_task_id, int64 pipeline_task_id, int stage_index,
 								 PlStage new_stage, bool force_trigger, bool ignore_failed,
-								 bool gate_waiting, const char *message);
+								 bool gate_waiting, const char *message, bool dag);
 /* A confirm gate passed: continue as if the task succeeded (same locks). */
 extern void pl_sched_continue(int64 job_task_id, int64 pipeline_task_id);
 
