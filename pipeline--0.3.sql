@@ -552,7 +552,7 @@ BEGIN
                                           THEN ' ' || round(extract(epoch FROM t.end_at - t.start_at)::numeric, 1) || 's'
                                           ELSE '' END,
                                      t.stage);
-                IF NOT st.par AND t.task_index > 0 THEN
+                IF NOT st.par AND t.task_index > 0 AND NOT run.dag THEN
                     out := out || format(E'    t%s --> t%s
 ',
                         (SELECT j.id FROM pipeline.job_task j WHERE j.pipeline_task_id = run.id
@@ -561,10 +561,16 @@ BEGIN
             END LOOP;
             out := out || E'  end
 ';
-            IF st.stage_index > 0 THEN
+            IF st.stage_index > 0 AND NOT run.dag THEN
                 out := out || format(E'  s%s --> s%s
 ', st.stage_index - 1, st.stage_index);
             END IF;
+        END LOOP;
+        -- a dag run (SPEC §13): one edge per need, after the subgraphs that hold the nodes
+        FOR t IN SELECT n.need, j.id FROM pipeline.job_task j, unnest(j.needs) AS n(need)
+                  WHERE j.pipeline_task_id = run.id AND run.dag ORDER BY j.id, n.need LOOP
+            out := out || format(E'  t%s --> t%s
+', t.need, t.id);
         END LOOP;
         FOR t IN SELECT key, value FROM jsonb_each_text(colour) LOOP
             out := out || format(E'  classDef %s fill:%s,color:%s
@@ -598,7 +604,7 @@ BEGIN
                                       ELSE '' END,
                                  colour->>t.stage::text,
                                  CASE WHEN t.stage IN ('pending', 'skipped') THEN ', fontcolor="#24292f"' ELSE '' END);
-            IF NOT st.par AND t.task_index > 0 THEN
+            IF NOT st.par AND t.task_index > 0 AND NOT run.dag THEN
                 out := out || format(E'    t%s -> t%s;
 ',
                     (SELECT j.id FROM pipeline.job_task j WHERE j.pipeline_task_id = run.id
@@ -607,13 +613,18 @@ BEGIN
         END LOOP;
         out := out || E'  }
 ';
-        IF prev_first IS NOT NULL THEN
+        IF prev_first IS NOT NULL AND NOT run.dag THEN
             out := out || format(E'  %s -> t%s [ltail=cluster_%s, lhead=cluster_%s];
 ',
                                  prev_first, st.first_id, prev_cluster, st.stage_index);
         END IF;
         prev_first := 't' || st.first_id;
         prev_cluster := st.stage_index;
+    END LOOP;
+    FOR t IN SELECT n.need, j.id FROM pipeline.job_task j, unnest(j.needs) AS n(need)
+              WHERE j.pipeline_task_id = run.id AND run.dag ORDER BY j.id, n.need LOOP
+        out := out || format(E'  t%s -> t%s;
+', t.need, t.id);
     END LOOP;
     RETURN out || E'}
 ';

@@ -14,9 +14,13 @@
  * needs_left becomes -1 (so resolving twice, e.g. a forced re-report, does
  * nothing) and each downstream task's needs_left is decremented by one
  * UPDATE.  The task brought to 0 is the one whose turn has come: started
- * (scheduling, or its audit gate opened), left waiting (manual; on_failure in
- * a healthy run) or skipped (anything but always/on_failure in a failing
- * run).  Cost: O(out-edges) per completion.
+ * (scheduling, or its audit gate opened), left waiting or skipped.  A
+ * blocking manual task waits for play_job_task() holding its dependents and
+ * the run.  A non-blocking manual task, and an on_failure task of a healthy
+ * run, are "parked": they wait (for a play, for a failure) without holding
+ * anything back -- they are resolved at once (needs_left -1, stage pending),
+ * so their dependents go on.  In a failing run anything but always and
+ * on_failure is skipped.  Cost: O(out-edges) per completion.
  *
  * Locks.  Every path here runs with R(P) held (the caller took it after
  * A(P) and the completing task's row T: lock.c's order), and only then locks
@@ -32,8 +36,8 @@
  *
  * End of the run.  After its changes, a path asks whether anything is still
  * live: a task started (scheduling .. canceling), at a gate, or pending with
- * its turn come and not parked (parked: a non-blocking manual task, an
- * on_failure task of a healthy run).  If nothing is, the run ends: what is
+ * its turn come and not parked (needs_left 0: a blocking manual task).  If
+ * nothing is, the run ends: what is
  * still pending (parked tasks, their dependents) is skipped and the caller
  * (schedule.c) finishes the run succeeded, or failed with the message of the
  * failure if the run was failing.  This reads the run's open tasks only
@@ -101,8 +105,8 @@ push(IdList *l, int64 id)
  * list (its dependents are told).
  */
 static void
-turn_comes(int64 pipeline_task_id, int64 id, const char *when, bool audit_pending, bool failing,
-		   IdList *work)
+turn_comes(int64 pipeline_task_id, int64 id, const char *when, bool audit_pending, bool blocking,
+		   bool failing, IdList *work)
 {
 	bool		runs_now;
 
@@ -122,13 +126,25 @@ turn_comes(int64 pipeline_task_id, int64 id, const char *when, bool audit_pendin
 		pl_tr_job(id, pipeline_task_id, PL_PENDING, PL_SKIPPED, NULL);
 		push(work, id);
 	}
-	/* else: a manual task waits for play_job_task, on_failure for a failure */
+	else if (strcmp(when, "on_failure") == 0 || (strcmp(when, "manual") == 0 && !blocking))
+	{
+		/*
+		 * Parked: it waits (for a failure, for a play) without holding
+		 * anything back, so the tasks that need it are told now.
+		 */
+		push(work, id);
+	}
+	/* else: a blocking manual task waits for play_job_task, holding its dependents and the run */
 }
 
-/* Columns of a task whose turn may have come: id, needs_left, stage, gate, run_when, audit pending */
+/*
+ * Columns of a task whose turn may have come: id, needs_left, stage, gate,
+ * run_when, audit pending, blocking.  needs_left -1 and pending: a parked
+ * task (it told its dependents already).
+ */
 #define DAG_TURN_COLS \
 	" t.id, t.needs_left, t.stage, t.gate IS NOT NULL, COALESCE(t.run_when, 'on_success')," \
-	" COALESCE((t.audit->>'enable')::boolean, false) AND NOT (t.gate_result ? 'audit')"
+	" COALESCE((t.audit->>'enable')::boolean, false) AND NOT (t.gate_result ? 'audit'), t.blocking"
 
 /* Walk the rows of a DAG_TURN_COLS query: the pending ones at 0 get their turn. */
 static void
@@ -138,19 +154,21 @@ turns_of_rows(int64 pipeline_task_id, bool failing, IdList *work)
 	int64	   *ids = palloc(sizeof(int64) * (n + 1));
 	char	  **whens = palloc(sizeof(char *) * (n + 1));
 	bool	   *audit = palloc(sizeof(bool) * (n + 1));
+	bool	   *blocking = palloc(sizeof(bool) * (n + 1));
 	int			k = 0;
 
 	for (int i = 0; i < n; i++)
 	{
-		if (pl_col_int32(i, 2) != 0 || pl_col_stage(i, 3) != PL_PENDING || pl_col_bool(i, 4))
+		if (pl_col_int32(i, 2) > 0 || pl_col_stage(i, 3) != PL_PENDING || pl_col_bool(i, 4))
 			continue;
 		ids[k] = pl_col_int64(i, 1);
 		whens[k] = pl_col_text(i, 5);
 		audit[k] = pl_col_bool(i, 6);
+		blocking[k] = pl_col_bool(i, 7);
 		k++;
 	}
 	for (int i = 0; i < k; i++)
-		turn_comes(pipeline_task_id, ids[i], whens[i], audit[i], failing, work);
+		turn_comes(pipeline_task_id, ids[i], whens[i], audit[i], blocking[i], failing, work);
 }
 
 /*
@@ -177,7 +195,7 @@ resolve_one(int64 pipeline_task_id, int64 id, bool failing, IdList *work)
 		"SELECT" DAG_TURN_COLS " FROM (SELECT t.id,"
 		"   (SELECT count(*) FROM pipeline.job_task n WHERE n.id = ANY (t.needs)"
 		"     AND n.stage < 'canceled')::int AS needs_left,"
-		"   t.stage, t.gate, t.run_when, t.audit, t.gate_result FROM pipeline.job_task t"
+		"   t.stage, t.gate, t.run_when, t.audit, t.gate_result, t.blocking FROM pipeline.job_task t"
 		"  WHERE t.id = ANY ($1)) t",
 		1, {INT8ARRAYOID}
 	};
@@ -216,7 +234,7 @@ start_ready(int64 pipeline_task_id, bool failing, IdList *work)
 {
 	static PlStmt q = {
 		"SELECT" DAG_TURN_COLS " FROM pipeline.job_task t"
-		" WHERE t.pipeline_task_id = $1 AND t.stage = 'pending' AND t.needs_left = 0"
+		" WHERE t.pipeline_task_id = $1 AND t.stage = 'pending' AND t.needs_left <= 0"
 		"   AND t.gate IS NULL ORDER BY t.id",
 		1, {INT8OID}
 	};
@@ -359,7 +377,7 @@ pl_dag_next_set(int64 pipeline_task_id, int64 **ids)
 	static PlStmt q = {
 		"SELECT t.id FROM pipeline.job_task t, pipeline.pipeline_task p"
 		" WHERE p.id = $1 AND p.stage = 'active' AND t.pipeline_task_id = p.id"
-		"   AND t.stage = 'pending' AND t.gate IS NULL AND t.needs_left = 0"
+		"   AND t.stage = 'pending' AND t.gate IS NULL AND t.needs_left <= 0"
 		"   AND CASE COALESCE(t.run_when, 'on_success')"
 		"        WHEN 'manual' THEN false WHEN 'on_failure' THEN p.failing IS NOT NULL"
 		"        WHEN 'always' THEN true ELSE p.failing IS NULL END"

@@ -316,9 +316,11 @@ def_check_needs(DefCtx *ctx, DefDagTask *tasks, int n)
 			int			si = t->si;
 			int			target;
 			char	   *ref = pnstrdup(s, len);
+			const char *sname = t->stage;
 
 			if (dot)
 			{
+				sname = pnstrdup(s, dot - s);
 				si = -1;
 				for (int k = 0; k < n && si < 0; k++)
 					if ((int) strlen(tasks[k].stage) == dot - s &&
@@ -326,15 +328,14 @@ def_check_needs(DefCtx *ctx, DefDagTask *tasks, int n)
 						si = tasks[k].si;
 				if (si < 0)
 					def_error(ctx, def_path_idx(tp, "needs", j), "\"%s\": there is no stage \"%s\"",
-							  pl_clip(ref), pl_clip(pnstrdup(s, dot - s)));
+							  pl_clip(ref), pl_clip(sname));
 				len -= (dot + 1 - s);
 				s = dot + 1;
 			}
 			target = find_task(tasks, n, si, s, len);
 			if (target < 0)
 				def_error(ctx, def_path_idx(tp, "needs", j), "\"%s\": there is no task \"%s\" in stage \"%s\"",
-						  pl_clip(ref), pl_clip(pnstrdup(s, len)), tasks[i].si == si ? t->stage :
-						  pl_clip(pnstrdup(ref, dot - ref)));
+						  pl_clip(ref), pl_clip(pnstrdup(s, len)), pl_clip(sname));
 			if (target == i)
 				def_error(ctx, def_path_idx(tp, "needs", j), "\"%s\": a task cannot need itself",
 						  pl_clip(ref));

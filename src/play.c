@@ -76,7 +76,7 @@ pl_play_job_task(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("job task " INT64_FORMAT " is %s; only a manual task waiting to be played can be played",
 						id, gate ? "waiting at its audit gate" : pl_stage_names[stage])));
-	if (needs_left != 0)
+	if (needs_left > 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("job task " INT64_FORMAT " is not waiting to be played: %d of the tasks it needs %s not done",
