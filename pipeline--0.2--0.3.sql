@@ -18,7 +18,7 @@
 
 ALTER TABLE pipeline_task
     ADD COLUMN dag              boolean     NOT NULL DEFAULT false,
-    ADD COLUMN failing          text;
+    ADD COLUMN failing          boolean     NOT NULL DEFAULT false;
 
 ALTER TABLE job_task
     ADD COLUMN needs            bigint[],

@@ -59,7 +59,7 @@ CREATE TABLE pipeline_task (
     stage_count      int         NOT NULL,
     -- issue #11 (SPEC §13): runs of pipelines that use needs/matrix/when/if
     dag              boolean     NOT NULL DEFAULT false,  -- scheduled on the needs graph
-    failing          text,                        -- dag run failed; always/on_failure still run
+    failing          boolean     NOT NULL DEFAULT false,  -- dag run failed (message says why); always/on_failure still run
     FOREIGN KEY (pipeline_name, pipeline_version) REFERENCES pipeline (name, version)
 );
 CREATE INDEX pipeline_task_open_idx ON pipeline_task (pipeline_name, id)

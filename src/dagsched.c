@@ -66,18 +66,22 @@ pl_dag_is_run(int64 pipeline_task_id)
 	return SPI_processed > 0 && pl_col_bool(0, 1);
 }
 
-/* The failure message of a failing dag run, or NULL if it is healthy. */
+/*
+ * The failure message of a failing dag run (kept as the run's message while
+ * its always/on_failure tasks run), or NULL if it is healthy.
+ */
 static char *
 failing_message(int64 pipeline_task_id)
 {
 	static PlStmt q = {
-		"SELECT failing FROM pipeline.pipeline_task WHERE id = $1", 1, {INT8OID}
+		"SELECT failing, COALESCE(message, 'failed') FROM pipeline.pipeline_task WHERE id = $1",
+		1, {INT8OID}
 	};
 	Datum		v[1];
 
 	v[0] = Int64GetDatum(pipeline_task_id);
 	pl_exec(&q, v, NULL, 1);
-	return SPI_processed > 0 ? pl_col_text(0, 1) : NULL;
+	return (SPI_processed > 0 && pl_col_bool(0, 1)) ? pl_col_text(0, 2) : NULL;
 }
 
 /* A growable list of ids (the work list of resolved tasks). */
@@ -320,8 +324,9 @@ bool
 pl_dag_fail(int64 pipeline_task_id, int64 id, const char *message, char **failed_message)
 {
 	static PlStmt set = {
-		"UPDATE pipeline.pipeline_task SET failing = COALESCE(failing, $2) WHERE id = $1"
-		" RETURNING failing",
+		"UPDATE pipeline.pipeline_task"
+		" SET message = CASE WHEN failing THEN message ELSE $2 END, failing = true WHERE id = $1"
+		" RETURNING message",
 		2, {INT8OID, TEXTOID}
 	};
 	static PlStmt sweep = {
@@ -379,8 +384,8 @@ pl_dag_next_set(int64 pipeline_task_id, int64 **ids)
 		" WHERE p.id = $1 AND p.stage = 'active' AND t.pipeline_task_id = p.id"
 		"   AND t.stage = 'pending' AND t.gate IS NULL AND t.needs_left <= 0"
 		"   AND CASE COALESCE(t.run_when, 'on_success')"
-		"        WHEN 'manual' THEN false WHEN 'on_failure' THEN p.failing IS NOT NULL"
-		"        WHEN 'always' THEN true ELSE p.failing IS NULL END"
+		"        WHEN 'manual' THEN false WHEN 'on_failure' THEN p.failing"
+		"        WHEN 'always' THEN true ELSE NOT p.failing END"
 		" ORDER BY t.id",
 		1, {INT8OID}
 	};
@@ -420,7 +425,7 @@ pl_dag_reopen(int64 pipeline_task_id, int64 id)
 		1, {INT8OID}
 	};
 	static PlStmt clear = {
-		"UPDATE pipeline.pipeline_task SET failing = NULL WHERE id = $1", 1, {INT8OID}
+		"UPDATE pipeline.pipeline_task SET failing = false WHERE id = $1", 1, {INT8OID}
 	};
 	Datum		v[2];
 	int			n;
