@@ -107,3 +107,14 @@ SELECT definition->'stages'->1->'tasks'->0 AS task FROM pipeline.pipeline WHERE 
 SELECT regress.dr('{}') AS version;
 SELECT definition->'stages'->1->'tasks'->0 AS task FROM pipeline.pipeline WHERE name = 'dr_pipe' AND version = 2;
 SELECT regress.dr('{"matrix": {"A": ["1","2","3","4"], "B": ["1","2","3","4"], "C": ["1","2","3","4"], "D": ["1","2","3","4"]}}') AS version_256;
+
+-- a run of more than 10,000 job tasks is refused when it starts (40 tasks x 256), nothing stored
+SELECT pipeline.define_pipeline(jsonb_build_object('name', 'dr_huge', 'stages', jsonb_build_array(
+  jsonb_build_object('name', 's', 'is_parallel', true, 'tasks', (
+    SELECT jsonb_agg(jsonb_build_object('name', 't' || i, 'job', 'dr_job', 'matrix',
+             '{"A": ["1","2","3","4"], "B": ["1","2","3","4"], "C": ["1","2","3","4"], "D": ["1","2","3","4"]}'::jsonb))
+      FROM generate_series(1, 40) i))))) AS version;
+SELECT regress.state() AS before \gset
+SELECT pipeline.run_pipeline('dr_huge');
+\echo :LAST_ERROR_MESSAGE
+SELECT regress.state() = :'before' AS unchanged;

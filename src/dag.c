@@ -211,6 +211,7 @@ pl_dag_link(PlDagNode *nodes, int n)
 	bool		stage_generated = false;	/* a task of this stage has generated needs */
 	bool		all_generated = true;	/* every task so far in this serial stage too */
 	int			stamp = 0;
+	int		   *scratch = palloc(sizeof(int) * (n + 1));
 
 	for (int i = 0; i < n; i++)
 	{
@@ -228,7 +229,7 @@ pl_dag_link(PlDagNode *nodes, int n)
 	for (int gi = 0; gi < ng; gi++)
 	{
 		PlDagNode  *t = &nodes[g[gi].start];
-		int		   *list = palloc(sizeof(int) * (n + 1));
+		int		   *list = scratch;	/* copied out below: O(edges) memory in all */
 		int			len = 0;
 
 		if (gi > 0 && nodes[g[gi - 1].start].si != t->si)
@@ -290,6 +291,8 @@ pl_dag_link(PlDagNode *nodes, int n)
 				add_group(g, target, list, &len, mark, stamp);
 			}
 		}
+		list = palloc(sizeof(int) * (len + 1));
+		memcpy(list, scratch, sizeof(int) * len);
 		for (int k = 0; k < g[gi].count; k++)
 		{
 			need[g[gi].start + k] = list;
