@@ -48,6 +48,13 @@
  * Next-set selection reads only the open tasks of the run through the partial
  * index job_task_open_idx (stage < 'canceled' OR gate IS NOT NULL), so its cost
  * does not grow with finished stages or tasks.
+ *
+ * Runs of pipelines that use SPEC §13 (pipeline_task.dag) are scheduled by
+ * dagsched.c on unfinished-needs counters instead; this file dispatches to it
+ * (dag_after: R(P), the counters, and finishing the run when it has ended)
+ * and keeps the run ends (finish_run, serialized runs) for both kinds.  A
+ * completing report tells which kind its task is (PlReported.dag), so stage
+ * runs pay no extra query.
  */
 #include "postgres.h"
 
