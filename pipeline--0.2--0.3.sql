@@ -10,3 +10,61 @@
  */
 
 \echo Use "ALTER EXTENSION pipeline UPDATE TO '0.3'" to load this file. \quit
+
+-- ---------------------------------------------------------------------------
+-- Issue 12 item 2 (helper wal): slim event rows.  The table "event" becomes
+-- "event_store" (its rows, constraints, index and sequence stay as they are);
+-- new job task events store only their "as of the event" fields and the view
+-- "event" adds the rest from the task's and the run's rows.  Events written
+-- before the upgrade keep their full payload, which the view returns as it
+-- was (the stored keys win over the derived ones).  events_since returns the
+-- view's row type, so it is dropped and created again (grants on it, if any,
+-- must be given again); purge() deletes from the table.
+ALTER TABLE event RENAME TO event_store;
+DROP FUNCTION events_since(bigint, int);
+CREATE VIEW event AS
+SELECT e.id, e.at, e.kind, e.object_id, e.pipeline_task_id, e.old_stage, e.new_stage,
+       CASE WHEN e.kind = 'job_task' THEN
+           jsonb_build_object(
+               'id', e.object_id, 'pipeline_task_id', e.pipeline_task_id,
+               'pipeline_name', p.pipeline_name,
+               'stage_index', t.stage_index, 'stage_name', t.stage_name,
+               'task_index', t.task_index, 'task_name', t.task_name,
+               'job_name', t.job_name, 'stage', e.new_stage, 'old_stage', e.old_stage,
+               'message', NULL::text, 'attempt', 1, 'runner', NULL::text,
+               'dry_run', t.dry_run, 'gate', NULL::text, 'gate_result', '{}'::jsonb,
+               'start_at', NULL::timestamptz, 'end_at', NULL::timestamptz) || e.payload
+       ELSE e.payload
+       END AS payload
+  FROM event_store e
+  LEFT JOIN job_task t ON e.kind = 'job_task' AND t.id = e.object_id
+  LEFT JOIN pipeline_task p ON e.kind = 'job_task' AND p.id = e.pipeline_task_id;
+REVOKE ALL ON event FROM PUBLIC;
+CREATE FUNCTION events_since(after_id bigint, max int DEFAULT 1000) RETURNS SETOF event
+    AS 'MODULE_PATHNAME', 'pl_events_since' LANGUAGE C VOLATILE
+    SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+REVOKE ALL ON FUNCTION events_since(bigint, int) FROM PUBLIC;
+CREATE OR REPLACE FUNCTION purge(older_than interval) RETURNS bigint
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+    n bigint;
+    doomed bigint[];
+BEGIN
+    IF older_than IS NULL THEN
+        RAISE EXCEPTION 'purge: older_than must not be null' USING ERRCODE = '22004';
+    END IF;
+    IF older_than < interval '0' THEN
+        RAISE EXCEPTION 'purge: older_than must be a non-negative interval' USING ERRCODE = '22023';
+    END IF;
+    doomed := ARRAY(SELECT p.id FROM pipeline.pipeline_task p
+                     WHERE p.stage >= 'canceled' AND p.end_at < now() - older_than
+                     ORDER BY p.id FOR UPDATE SKIP LOCKED);
+    n := cardinality(doomed);
+    DELETE FROM pipeline.hook_delivery d WHERE d.pipeline_task_id = ANY (doomed);
+    DELETE FROM pipeline.event_store e WHERE e.pipeline_task_id = ANY (doomed);
+    DELETE FROM pipeline.job_task_log l USING pipeline.job_task t
+     WHERE l.job_task_id = t.id AND t.pipeline_task_id = ANY (doomed);
+    DELETE FROM pipeline.pipeline_task p WHERE p.id = ANY (doomed);
+    RETURN n;
+END
+$fn$;

@@ -195,6 +195,10 @@ is(q1("SELECT string_agg(DISTINCT stage || '/' || coalesce(gate, '-'), ' ' ORDER
 my $pending_deliveries = q1(q{SELECT count(*) FROM pipeline.hook_delivery WHERE status = 'pending'});
 ok($pending_deliveries > 0, "$OLD: $pending_deliveries hook deliveries pending");
 my $events_before = q1('SELECT max(id) FROM pipeline.event');
+# every old event as readers see it (issue 12: 0.3 stores job task events slim and reads
+# them through the view pipeline.event; the old rows must read exactly the same)
+my $old_events_sql = q{SELECT md5(string_agg(to_jsonb(e)::text, E'\n' ORDER BY e.id)) FROM pipeline.event e};
+my $old_events = q1($old_events_sql);
 
 # ---- 4. the package upgrade: new files into the same tree, then ALTER EXTENSION
 $node->stop;
@@ -308,6 +312,10 @@ is(scalar(@only_upgraded) + scalar(@only_fresh), 0,
 # ---- 5. every unfinished run finishes under the new version
 is(q1("SELECT count(*) FROM pipeline.event WHERE id <= $events_before"), $events_before,
 	"events of $OLD kept");
+is(q1("$old_events_sql WHERE e.id <= $events_before"), $old_events,
+	"events of $OLD read the same after the upgrade (payloads, stages, times)");
+is(q1("SELECT md5(string_agg(to_jsonb(e)::text, E'\\n' ORDER BY e.id)) FROM pipeline.events_since(0, 100000) e"
+	  . " WHERE e.id <= $events_before"), $old_events, "... and through events_since");
 my ($cid, $ctok) = @{ $tok{creating} };
 is(report($cid, $ctok, 'active'), 'active', "a task claimed under $OLD reports active with its old token");
 is(report($cid, $ctok, 'succeeded'), 'succeeded', '... and succeeded');
