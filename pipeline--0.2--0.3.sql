@@ -68,3 +68,7 @@ BEGIN
     RETURN n;
 END
 $fn$;
+
+-- Issue 12 item 2 (helper wal): room for HOT updates of job_task (new pages only;
+-- existing pages get the room as VACUUM frees them).
+ALTER TABLE job_task SET (fillfactor = 80);

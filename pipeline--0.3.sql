@@ -102,7 +102,11 @@ CREATE TABLE job_task (
     retry_at         timestamptz,                 -- automatic retry not before
     retries          int         NOT NULL DEFAULT 0,  -- the job's retries (read on every report)
     timeout          int         NOT NULL DEFAULT 0   -- the job's timeout in seconds (read by reap)
-);
+) WITH (fillfactor = 80);
+-- fillfactor 80 (issue 12): room on each page for the new versions of its rows,
+-- so that an update whose changed columns are in no index key or predicate
+-- (heartbeats; every status update once no index predicate holds a per-update
+-- column, see OWNERS) can be HOT: no index insert, pruned within the page.
 -- The resolved job of each job task (runner, command, timeout, retries, labels,
 -- declared params, version): written once when the run starts, read by
 -- claim_job_tasks.  Kept out of job_task, whose row is rewritten at every
