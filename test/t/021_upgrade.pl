@@ -199,6 +199,12 @@ my $events_before = q1('SELECT max(id) FROM pipeline.event');
 # them through the view pipeline.event; the old rows must read exactly the same)
 my $old_events_sql = q{SELECT md5(string_agg(to_jsonb(e)::text, E'\n' ORDER BY e.id)) FROM pipeline.event e};
 my $old_events = q1($old_events_sql);
+# a reader's grants on events_since and on pipeline.event (0.3 re-creates the one and makes
+# the other a view): they must keep working
+q1(q{CREATE ROLE upg_reader;
+	GRANT USAGE ON SCHEMA pipeline TO upg_reader;
+	GRANT EXECUTE ON FUNCTION pipeline.events_since(bigint, int) TO upg_reader;
+	GRANT SELECT ON pipeline.event TO upg_reader});
 
 # ---- 4. the package upgrade: new files into the same tree, then ALTER EXTENSION
 $node->stop;
@@ -217,6 +223,11 @@ is($target, $CURRENT, "the current build offers $CURRENT");
 $node->safe_psql('postgres', 'ALTER EXTENSION pipeline UPDATE');
 is(q1(q{SELECT extversion FROM pg_extension WHERE extname = 'pipeline'}), $target,
 	"ALTER EXTENSION pipeline UPDATE moved the database from $OLD to $CURRENT");
+is(q1(q{SET ROLE upg_reader;
+	SELECT (SELECT count(*) FROM pipeline.events_since(0, 100000)) || ' ' || (SELECT count(*) FROM pipeline.event)}),
+	"$events_before $events_before", "a reader granted events_since and pipeline.event under $OLD still reads them");
+# (its grants are not in a fresh install: gone before the catalogs are compared)
+q1('DROP OWNED BY upg_reader; DROP ROLE upg_reader');
 
 # A description of everything in schema pipeline, one sorted line per fact.
 my $describe = <<'SQL';
