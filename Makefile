@@ -28,6 +28,7 @@ OBJS = \
 	src/run.o \
 	src/runctl.o \
 	src/status.o \
+	src/statuses.o \
 	src/claim.o \
 	src/gate.o \
 	src/retry.o \
@@ -40,10 +41,10 @@ OBJS = \
 
 DATA = pipeline--0.1.sql pipeline--$(EXTVERSION).sql pipeline--0.1--0.2.sql pipeline--0.2--0.3.sql
 
-REGRESS = init definitions runs status advance claim events cancel params gates retry reap hooks retention logs_graph privileges def_limits api_contract redaction secrets triggers
+REGRESS = init definitions runs status advance claim events cancel params gates retry reap hooks retention logs_graph privileges def_limits api_contract redaction secrets triggers batch
 REGRESS_OPTS = --load-extension=pipeline
 
-ISOLATION = fan_in claim_race cancel_vs_complete retry_vs_late_update reap_vs_final_report hook_claim_race
+ISOLATION = fan_in claim_race cancel_vs_complete retry_vs_late_update reap_vs_final_report hook_claim_race batch_fan_in
 ISOLATION_OPTS = --inputdir=test/isolation --load-extension=pipeline
 
 # TAP tests (PostgreSQL::Test::Cluster) for crashes, restarts, standbys, dump/restore, upgrades.
