@@ -94,6 +94,7 @@ CTL_OBJS = \
 	src/pipelinectl/runner/logship.o \
 	src/pipelinectl/runner/mask.o \
 	src/pipelinectl/runner/report.o \
+	src/pipelinectl/runner/complete.o \
 	src/pipelinectl/hookd/deliver.o \
 	src/pipelinectl/hookd/render.o \
 	src/pipelinectl/lib/strbuf.o \

@@ -5,13 +5,16 @@
  * the one retry policy of lib/retry.h; a final report the server refuses
  * for another reason than the token is retried once more without detail and
  * runtime envs, so that a value the server will not take cannot keep the
- * task hanging.  Before a final report carrying runtime envs, the runner
+ * task hanging.  Final reports go out in batches (complete.c); this file
+ * readies each one (report_prepare) and handles what the server said to it
+ * (report_outcome).  A task claimed with start => true is active already:
+ * activate() only starts its command.  Before a final report carrying runtime envs, the runner
  * asks the engine which names it would refuse (runtime_env_name_allowed: the
  * one deny-list, in the engine) and fails the task with a clear message
  * instead of sending them.
  *
- * Locking: none on the client side; update_job_task_status and heartbeat
- * lock the task row.
+ * Locking: none on the client side; update_job_task_status(es) and
+ * heartbeat lock the task row.
  */
 #define _GNU_SOURCE
 #include "runner.h"
@@ -117,7 +120,22 @@ activate(runner *r, task *t, double now)
 	if (r->force_stop)
 	{
 		log_info("job task %s: not started (runner stopping)", t->idstr);
-		t->state = TS_DONE;
+		if (t->started_on_claim)
+			set_final(t, "failed", "runner stopped", NULL, NULL);	/* it is active: say so */
+		else
+			t->state = TS_DONE;
+		return;
+	}
+	if (t->started_on_claim)
+	{
+		/* claim_job_tasks(..., start => true) made it active already */
+		if (!spawn(r, t, errbuf, sizeof(errbuf)))
+		{
+			log_error("job task %s: %s", t->idstr, errbuf);
+			set_final(t, "failed", errbuf, NULL, NULL);
+			return;
+		}
+		log_info("job task %s: started (pid %ld, work directory %s)", t->idstr, (long) t->pid, t->workdir);
 		return;
 	}
 	if (now < t->retry.next_try || !db_connected(&r->db))
@@ -252,13 +270,14 @@ check_env_names(runner *r, task *t, double now)
 	return true;
 }
 
-void
-report_final(runner *r, task *t, double now)
+/*
+ * Is the final report of t ready to go (the completer, complete.c, sends it
+ * in the next batch)?  Its output is shipped first, then its runtime env
+ * names are vetted; false while either still waits (or t is given up: DONE).
+ */
+bool
+report_prepare(runner *r, task *t, double now)
 {
-	const char *params[6];
-	db_error err;
-	PGresult *res;
-
 	if (!db_connected(&r->db))
 	{
 		if (r->force_stop)
@@ -267,69 +286,71 @@ report_final(runner *r, task *t, double now)
 					 t->idstr, t->final_stage);
 			t->state = TS_DONE;
 		}
-		return;
+		return false;
 	}
 	if (now < t->retry.next_try)
-		return;
+		return false;
 	switch (flush_log(r, t, true))
 	{
 		case FLUSH_OK:
 			break;
 		case FLUSH_LOST:
 			t->state = TS_DONE;
-			return;
+			return false;
 		case FLUSH_LATER:
 			if (r->force_stop)
 			{
 				log_warn("job task %s: output and report '%s' abandoned (runner stopping)",
 						 t->idstr, t->final_stage);
 				t->state = TS_DONE;
-				return;
+				return false;
 			}
 			t->retry.next_try = now + backoff_next(&t->retry.bo);
-			return;
+			return false;
 	}
 	if (!t->envs_checked && !check_env_names(r, t, now))
-		return;
-	params[0] = t->idstr;
-	params[1] = t->final_stage;
-	params[2] = t->token;
-	params[3] = t->final_message;
-	params[4] = t->minimal_report ? NULL : t->final_detail;
-	params[5] = t->minimal_report ? NULL : t->final_envs;
-	res = db_query(&r->db,
-				   "SELECT stage FROM pipeline.update_job_task_status($1::bigint, $2::pipeline.task_stage, $3::text, $4::text, $5::jsonb, $6::jsonb)",
-				   6, params, &err);
-	if (res)
+		return false;
+	return true;
+}
+
+/*
+ * What the server said to t's final report: err NULL when it was applied.
+ * A refusal is handled as it always was for a single report: the token, a
+ * complete task or a row gone drop it; a transient error retries it; another
+ * refusal retries it without detail and runtime envs, then gives up.
+ */
+void
+report_outcome(runner *r, task *t, const db_error *err, double now)
+{
+	if (err == NULL)
 	{
 		log_info("job task %s: reported %s%s%s", t->idstr, t->final_stage,
 				 t->final_message ? ": " : "", t->final_message ? t->final_message : "");
-		PQclear(res);
 		t->state = TS_DONE;
 		r->next_claim = now;	/* the next task may be waiting */
 		return;
 	}
-	switch (retry_after(&t->retry, &err, r->force_stop, now))
+	switch (retry_after(&t->retry, err, r->force_stop, now))
 	{
 		case RETRY_REJECTED:
 			log_warn("job task %s: report '%s' rejected (%s: %s); dropping it", t->idstr, t->final_stage,
-					 err.sqlstate, err.message);
+					 err->sqlstate, err->message);
 			t->state = TS_DONE;
 			break;
 		case RETRY_GIVE_UP:
-			if (report_error_kind(&err) == ERR_TRANSIENT)
+			if (report_error_kind(err) == ERR_TRANSIENT)
 				log_warn("job task %s: report '%s' abandoned (runner stopping): %s", t->idstr,
-						 t->final_stage, err.message);
+						 t->final_stage, err->message);
 			else
 				log_error("job task %s: cannot report '%s' (%s: %s); giving up", t->idstr,
-						  t->final_stage, err.sqlstate, err.message);
+						  t->final_stage, err->sqlstate, err->message);
 			t->state = TS_DONE;
 			break;
 		case RETRY_LATER:
-			if (report_error_kind(&err) == ERR_OTHER)
+			if (report_error_kind(err) == ERR_OTHER)
 			{
 				log_warn("job task %s: cannot report '%s' (%s: %s); retrying%s", t->idstr,
-						 t->final_stage, err.sqlstate, err.message,
+						 t->final_stage, err->sqlstate, err->message,
 						 t->minimal_report ? "" : " without detail and runtime envs");
 				/* a detail or runtime envs the server refuses must not keep the task hanging */
 				t->minimal_report = true;
