@@ -18,12 +18,12 @@
 -- update_job_task_statuses(reports jsonb) is new (granted to whoever may execute
 -- update_job_task_status).  Both run as the extension owner with the pinned search_path,
 -- nothing to PUBLIC, like every API function.
-SELECT pg_catalog.set_config('pipeline.upgrade_grants', pg_catalog.jsonb_build_object(
-    'claim', (SELECT pg_catalog.jsonb_agg(a.grantee::regrole::text) FROM pg_catalog.pg_proc p,
+SELECT pg_catalog.set_config('pl_upgrade_0_3.claim_grants', pg_catalog.jsonb_build_object(
+    'claim', (SELECT COALESCE(pg_catalog.jsonb_agg(a.grantee::regrole::text), '[]') FROM pg_catalog.pg_proc p,
                      LATERAL pg_catalog.aclexplode(p.proacl) a
                WHERE p.oid = 'pipeline.claim_job_tasks(text, int, jsonb)'::regprocedure
                  AND a.privilege_type = 'EXECUTE' AND a.grantee <> 0 AND a.grantee <> p.proowner),
-    'status', (SELECT pg_catalog.jsonb_agg(a.grantee::regrole::text) FROM pg_catalog.pg_proc p,
+    'status', (SELECT COALESCE(pg_catalog.jsonb_agg(a.grantee::regrole::text), '[]') FROM pg_catalog.pg_proc p,
                       LATERAL pg_catalog.aclexplode(p.proacl) a
                 WHERE p.oid = 'pipeline.update_job_task_status(bigint, pipeline.task_stage, text, text, jsonb, jsonb, jsonb, boolean, boolean)'::regprocedure
                   AND a.privilege_type = 'EXECUTE' AND a.grantee <> 0 AND a.grantee <> p.proowner))::text,
@@ -45,13 +45,13 @@ REVOKE ALL ON FUNCTION claim_job_tasks(text, int, jsonb, boolean) FROM PUBLIC;
 REVOKE ALL ON FUNCTION update_job_task_statuses(jsonb) FROM PUBLIC;
 DO $do$
 DECLARE
-    g jsonb := pg_catalog.current_setting('pipeline.upgrade_grants')::jsonb;
+    g jsonb := pg_catalog.current_setting('pl_upgrade_0_3.claim_grants')::jsonb;
     r text;
 BEGIN
-    FOR r IN SELECT pg_catalog.jsonb_array_elements_text(COALESCE(g->'claim', '[]')) LOOP
+    FOR r IN SELECT pg_catalog.jsonb_array_elements_text(g->'claim') LOOP
         EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION pipeline.claim_job_tasks(text, int, jsonb, boolean) TO %s', r);
     END LOOP;
-    FOR r IN SELECT pg_catalog.jsonb_array_elements_text(COALESCE(g->'status', '[]')) LOOP
+    FOR r IN SELECT pg_catalog.jsonb_array_elements_text(g->'status') LOOP
         EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION pipeline.update_job_task_statuses(jsonb) TO %s', r);
     END LOOP;
 END

@@ -3,8 +3,11 @@
 -- claim_job_tasks(..., start => true) and update_job_task_statuses(reports).
 --
 \set VERBOSITY sqlstate
+-- runs earlier tests left open hold tasks any runner may claim: cancel them
+SELECT regress.cancel_all() IS NOT NULL AS clean_start;
 
-SELECT pipeline.define_job('{"name": "bt_job", "command": "true"}') AS version;
+-- the job asks for label bt, so these claims take this test's tasks only
+SELECT pipeline.define_job('{"name": "bt_job", "command": "true", "labels": {"bt": "1"}}') AS version;
 SELECT pipeline.define_pipeline('{"name": "bt_par", "stages": [
   {"name": "a", "is_parallel": true, "tasks": [{"name": "t1", "job": "bt_job"}, {"name": "t2", "job": "bt_job"},
                                               {"name": "t3", "job": "bt_job"}]},
@@ -13,7 +16,7 @@ SELECT pipeline.define_pipeline('{"name": "bt_par", "stages": [
 -- ---------------------------------------------------------------- start => true
 SELECT pipeline.run_pipeline('bt_par') AS run \gset
 SELECT regress.last_event() AS ev0 \gset
-WITH c AS (SELECT * FROM pipeline.claim_job_tasks('bt-runner', 10, '{}', start => true)),
+WITH c AS (SELECT * FROM pipeline.claim_job_tasks('bt-runner', 10, '{"bt": "1"}', start => true)),
      kept AS (INSERT INTO regress.tok SELECT c.id, c.update_token FROM c RETURNING id)
 SELECT count(*) AS claimed FROM kept;
 -- straight to active, start_at set, the runner recorded: one event each, scheduling -> active
@@ -23,11 +26,11 @@ SELECT count(*) FILTER (WHERE start_at IS NOT NULL AND claimed_at IS NOT NULL) A
 SELECT * FROM regress.events(:run, :ev0);
 -- the default (and start => false) still claims into creating
 SELECT pipeline.run_pipeline('bt_par') AS run_b \gset
-SELECT count(*) AS claimed FROM regress.claim('bt-runner', 1);
-SELECT count(*) AS claimed_false FROM pipeline.claim_job_tasks('bt-runner', 1, '{}', false);
+SELECT count(*) AS claimed FROM regress.claim('bt-runner', 1, '{"bt": "1"}');
+SELECT count(*) AS claimed_false FROM pipeline.claim_job_tasks('bt-runner', 1, '{"bt": "1"}', false);
 SELECT task, stage FROM regress.tasks(:run_b) WHERE stage <> 'pending';
 -- NULL start means false
-SELECT count(*) AS claimed_null FROM pipeline.claim_job_tasks('bt-runner', 1, '{}', NULL);
+SELECT count(*) AS claimed_null FROM pipeline.claim_job_tasks('bt-runner', 1, '{"bt": "1"}', NULL);
 SELECT task, stage FROM regress.tasks(:run_b) WHERE stage <> 'pending';
 
 -- ---------------------------------------------------------------- one batch, good and refused reports
@@ -72,7 +75,7 @@ SELECT runtime_envs FROM pipeline.pipeline_task WHERE id = :run;
 SELECT task, stage FROM regress.tasks(:run);
 
 -- ---------------------------------------------------------------- a refused runtime env refuses that report only
-SELECT regress.claim('bt-runner', 1) AS claimed;
+SELECT regress.claim('bt-runner', 1, '{"bt": "1"}') AS claimed;
 SELECT regress.jt(:run, 'b.u') AS u \gset
 SELECT update_token AS toku FROM regress.tok WHERE id = :u \gset
 SELECT regress.state() AS before \gset
@@ -103,7 +106,7 @@ ROLLBACK;
 
 -- ---------------------------------------------------------------- the caller's transaction
 SELECT pipeline.run_pipeline('bt_par') AS run2 \gset
-WITH c AS (SELECT * FROM pipeline.claim_job_tasks('bt-runner', 3, '{}', start => true)),
+WITH c AS (SELECT * FROM pipeline.claim_job_tasks('bt-runner', 3, '{"bt": "1"}', start => true)),
      kept AS (INSERT INTO regress.tok SELECT c.id, c.update_token FROM c
               ON CONFLICT (id) DO UPDATE SET update_token = excluded.update_token RETURNING id)
 SELECT count(*) AS claimed FROM kept;
@@ -115,4 +118,4 @@ SELECT count(*) FILTER (WHERE b.sqlstate IS NULL) AS applied
 SELECT task, stage FROM regress.tasks(:run2);
 ROLLBACK;
 SELECT task, stage FROM regress.tasks(:run2);
-SELECT regress.cancel_all();
+SELECT regress.cancel_all() IS NOT NULL AS cleaned_up;

@@ -189,7 +189,6 @@ task_from_row(runner *r, PGresult *res, int row)
 	t->lock_fd = -1;
 	t->pid = -1;
 	t->state = TS_ACTIVATE;
-	t->started_on_claim = true;	/* claim() asks for start => true */
 	retry_init(&t->retry, MAX_TRIES);
 	sb_init(&t->logbuf);
 	sb_init(&t->tail);

@@ -7,8 +7,8 @@
  * runtime envs, so that a value the server will not take cannot keep the
  * task hanging.  Final reports go out in batches (complete.c); this file
  * readies each one (report_prepare) and handles what the server said to it
- * (report_outcome).  A task claimed with start => true is active already:
- * activate() only starts its command.  Before a final report carrying runtime envs, the runner
+ * (report_outcome).  Tasks are claimed with start => true, active already:
+ * activate() only starts the command.  Before a final report carrying runtime envs, the runner
  * asks the engine which names it would refuse (runtime_env_name_allowed: the
  * one deny-list, in the engine) and fails the task with a clear message
  * instead of sending them.
@@ -108,85 +108,31 @@ finalize(task *t)
 /* ------------------------------------------------------------ the reports */
 
 
+/*
+ * Start the command of a claimed task.  claim_job_tasks(..., start => true)
+ * made it active already (SPEC §16): there is no 'active' report.  A cancel
+ * that comes before the command starts is seen by the next stage check
+ * (check_stages, loop.c), which stops the command.
+ */
 void
 activate(runner *r, task *t, double now)
 {
-	const char *params[2];
-	db_error err;
-	PGresult *res;
 	char errbuf[512];
-	const char *stage;
 
+	(void) now;
 	if (r->force_stop)
 	{
 		log_info("job task %s: not started (runner stopping)", t->idstr);
-		if (t->started_on_claim)
-			set_final(t, "failed", "runner stopped", NULL, NULL);	/* it is active: say so */
-		else
-			t->state = TS_DONE;
+		set_final(t, "failed", "runner stopped", NULL, NULL);	/* it is active: say so */
 		return;
 	}
-	if (t->started_on_claim)
+	if (!spawn(r, t, errbuf, sizeof(errbuf)))
 	{
-		/* claim_job_tasks(..., start => true) made it active already */
-		if (!spawn(r, t, errbuf, sizeof(errbuf)))
-		{
-			log_error("job task %s: %s", t->idstr, errbuf);
-			set_final(t, "failed", errbuf, NULL, NULL);
-			return;
-		}
-		log_info("job task %s: started (pid %ld, work directory %s)", t->idstr, (long) t->pid, t->workdir);
+		log_error("job task %s: %s", t->idstr, errbuf);
+		set_final(t, "failed", errbuf, NULL, NULL);
 		return;
 	}
-	if (now < t->retry.next_try || !db_connected(&r->db))
-		return;
-	params[0] = t->idstr;
-	params[1] = t->token;
-	res = db_query(&r->db,
-				   "SELECT stage FROM pipeline.update_job_task_status($1::bigint, 'active'::pipeline.task_stage, $2::text)",
-				   2, params, &err);
-	if (!res)
-	{
-		switch (retry_after(&t->retry, &err, false, now))
-		{
-			case RETRY_REJECTED:
-				log_warn("job task %s: 'active' rejected (%s: %s); dropping it", t->idstr, err.sqlstate, err.message);
-				t->state = TS_DONE;
-				break;
-			case RETRY_GIVE_UP:
-				log_error("job task %s: cannot report 'active' (%s: %s); giving up", t->idstr, err.sqlstate, err.message);
-				t->state = TS_DONE;
-				break;
-			case RETRY_LATER:
-				if (report_error_kind(&err) == ERR_OTHER)
-					log_warn("job task %s: cannot report 'active' (%s: %s); will retry", t->idstr, err.sqlstate, err.message);
-				break;
-		}
-		return;
-	}
-	stage = PQntuples(res) > 0 ? db_value(res, 0, 0) : NULL;
-	if (stage && strcmp(stage, "active") == 0)
-	{
-		PQclear(res);
-		if (!spawn(r, t, errbuf, sizeof(errbuf)))
-		{
-			log_error("job task %s: %s", t->idstr, errbuf);
-			set_final(t, "failed", errbuf, NULL, NULL);
-			return;
-		}
-		log_info("job task %s: started (pid %ld, work directory %s)", t->idstr, (long) t->pid, t->workdir);
-		return;
-	}
-	if (stage && strcmp(stage, "canceling") == 0)
-	{
-		PQclear(res);
-		log_info("job task %s: canceled before it started", t->idstr);
-		set_final(t, "canceled", "canceled before start", NULL, NULL);
-		return;
-	}
-	log_warn("job task %s: is %s after reporting 'active'; not running it", t->idstr, stage ? stage : "(nothing)");
-	PQclear(res);
-	t->state = TS_DONE;
+	log_info("job task %s: started (pid %ld, work directory %s)", t->idstr, (long) t->pid, t->workdir);
 }
 
 /* the names of a runtime envs object as a JSON array, or NULL when it has none */

@@ -3,9 +3,9 @@
  * commands.  One event loop, no threads.  Each claimed task is a small state
  * machine:
  *
- *   ACTIVATE  report 'active' (retried while the database is away), or
- *             nothing when claimed with start => true; a dry run or an
- *             unsupported job goes straight to FINISH
+ *   ACTIVATE  claimed with start => true, so active already (no report):
+ *             the command is started; a dry run or an unsupported job goes
+ *             straight to FINISH
  *   RUNNING   /bin/sh -c <command> in its own process group, in a fresh
  *             work directory; stdout+stderr (one pipe) are read without
  *             blocking, repaired to UTF-8, kept as a 4 KiB tail and streamed
@@ -129,7 +129,6 @@ typedef struct task
 	char *final_envs;
 	bool minimal_report;		/* retrying without detail and runtime envs */
 	bool envs_checked;			/* the engine has vetted final_envs' names */
-	bool started_on_claim;		/* claimed with start => true: active already */
 	double ready_at;			/* when its final report became ready to send, 0 = not */
 } task;
 
