@@ -26,13 +26,19 @@
 # the tasks it finished), LC_L0/LC_L1/LC_DONE for wal_breakdown (LC_WALDUMP=1: keep the WAL
 # for it), or reports NAME failed and returns 1.  Wait events are sampled meanwhile.
 # LC_SCRIPT (default lifecycle.sql) is the pgbench script, LC_CLAIM the tasks one of its
-# claims takes (default 1), LC_FACTOR how many times baseline/3 tasks/s to provide work for
-# (default 1.2).
+# claims takes (default 1); LC_TX: run LC_TX scripts per client (pgbench -t) instead of
+# SECONDS, on enough tasks for all of them.
 lifecycle_measure() {
 	local name=$1 pipe=$2 per_run=$3 min_runs=$4 mode=${5:-coalesced} secs=${6:-$T} need runs done0 done1 left l0 l1
 	LC_RATE= LC_WAL= LC_L0= LC_L1=
 	# enough claimable work that the clients never run dry even at ratio 1.2
-	need=$(awk -v b="$BASELINE" -v t="$secs" -v f="${LC_FACTOR:-1.2}" 'BEGIN { printf "%d", b / 3 * f * t + 1000 }')
+	need=$(awk -v b="$BASELINE" -v t="$secs" 'BEGIN { printf "%d", b / 3 * 1.2 * t + 1000 }')
+	local dur=(-T "$secs")
+	if [[ -n ${LC_TX:-} ]]; then
+		# a fixed amount of work (LC_TX scripts per client): it cannot run dry
+		need=$((CLIENTS * LC_TX * ${LC_CLAIM:-1} * 11 / 10 + CLIENTS * ${LC_CLAIM:-1}))
+		dur=(-t "$LC_TX")
+	fi
 	runs=$(((need + per_run - 1) / per_run))
 	((runs >= min_runs)) || runs=$min_runs
 	log "$name: creating $runs runs of $pipe ($((runs * per_run)) tasks)"
@@ -43,7 +49,7 @@ lifecycle_measure() {
 	((${LC_WALDUMP:-0})) && wal_keep   # for the caller's wal_breakdown
 	l0=$(q "SELECT pg_current_wal_lsn()")
 	waits_start "$name-$mode" "$DB"
-	if ! PGOPTIONS="-c pipeline.notify=$mode" pgb "$name" -c "$CLIENTS" -j "$THREADS" -T "$secs" \
+	if ! PGOPTIONS="-c pipeline.notify=$mode" pgb "$name" -c "$CLIENTS" -j "$THREADS" "${dur[@]}" \
 		-f "$BENCH_DIR/${LC_SCRIPT:-lifecycle.sql}"; then
 		waits_stop
 		failed "$name" "pgbench of bench/lifecycle.sql failed"
@@ -129,7 +135,9 @@ section_lifecycle_batched() {
 		failed lifecycle_batched_tasks_per_s "setup failed"
 		return
 	fi
-	LC_SCRIPT=lifecycle_batched.sql LC_CLAIM=50 LC_FACTOR=6 LC_WALDUMP=1 \
+	# 8 clients x LC_TX scripts x 50 tasks, a fixed amount of work: at these rates a timed
+	# run would need more prepared runs than it is worth creating
+	LC_SCRIPT=lifecycle_batched.sql LC_CLAIM=50 LC_TX=$((opt_quick ? 8 : 60)) LC_WALDUMP=1 \
 		lifecycle_measure lifecycle_batched_tasks_per_s par100 100 $((CLIENTS * 2)) || return
 	if [[ $(q "SELECT count(*) FROM pipeline.job_task WHERE stage = 'active'") -gt $((CLIENTS * 50)) ]]; then
 		failed lifecycle_batched_tasks_per_s "tasks left active: reports were refused"
