@@ -215,7 +215,7 @@ pl_status_apply(const PlStatusCall *c, MemoryContext outer)
 	else if (pt != 0 && (done.old_stage != done.new_stage || force_trigger) &&
 			 (pl_stage_complete(done.new_stage) || force_trigger))
 		pl_sched_after_known(id, pt, done.stage_index, done.new_stage, force_trigger,
-							 done.ignore_failed, done.gate_waiting, done.message);
+							 done.ignore_failed, done.gate_waiting, done.message, done.dag);
 
 	/*
 	 * 7. the row, as read back by the update.  Advancing after a completion
