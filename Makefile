@@ -32,6 +32,7 @@ OBJS = \
 	src/run.o \
 	src/runctl.o \
 	src/status.o \
+	src/statuses.o \
 	src/claim.o \
 	src/gate.o \
 	src/retry.o \
@@ -45,10 +46,10 @@ OBJS = \
 
 DATA = pipeline--0.1.sql pipeline--$(EXTVERSION).sql pipeline--0.1--0.2.sql pipeline--0.2--0.3.sql
 
-REGRESS = init event_capture definitions runs status advance claim events cancel params gates retry reap hooks retention logs_graph privileges def_limits api_contract redaction secrets triggers dag dag_refusals event_payload
+REGRESS = init event_capture definitions runs status advance claim events cancel params gates retry reap hooks retention logs_graph privileges def_limits api_contract redaction secrets triggers dag dag_refusals batch event_payload
 REGRESS_OPTS = --load-extension=pipeline
 
-ISOLATION = fan_in claim_race cancel_vs_complete retry_vs_late_update reap_vs_final_report hook_claim_race dag_fan_in dag_diamond
+ISOLATION = fan_in claim_race cancel_vs_complete retry_vs_late_update reap_vs_final_report hook_claim_race dag_fan_in dag_diamond batch_fan_in
 ISOLATION_OPTS = --inputdir=test/isolation --load-extension=pipeline
 
 # TAP tests (PostgreSQL::Test::Cluster) for crashes, restarts, standbys, dump/restore, upgrades.
@@ -98,6 +99,7 @@ CTL_OBJS = \
 	src/pipelinectl/runner/logship.o \
 	src/pipelinectl/runner/mask.o \
 	src/pipelinectl/runner/report.o \
+	src/pipelinectl/runner/complete.o \
 	src/pipelinectl/hookd/deliver.o \
 	src/pipelinectl/hookd/render.o \
 	src/pipelinectl/lib/strbuf.o \

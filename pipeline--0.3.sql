@@ -293,6 +293,11 @@ CREATE FUNCTION update_job_task_status(id bigint, stage task_stage, update_token
     RETURNS job_task
     AS 'MODULE_PATHNAME', 'pl_update_job_task_status' LANGUAGE C VOLATILE;
 
+-- Batched reports (issue 12, SPEC §16; src/statuses.c)
+CREATE FUNCTION update_job_task_statuses(reports jsonb)
+    RETURNS TABLE (id bigint, stage task_stage, sqlstate text, message text)
+    AS 'MODULE_PATHNAME', 'pl_update_job_task_statuses' LANGUAGE C VOLATILE;
+
 CREATE FUNCTION heartbeat(id bigint, update_token text) RETURNS void
     AS 'MODULE_PATHNAME', 'pl_heartbeat' LANGUAGE C VOLATILE;
 
@@ -305,7 +310,9 @@ CREATE FUNCTION cancel_pipeline_task(id bigint, reason text DEFAULT NULL)
     AS 'MODULE_PATHNAME', 'pl_cancel_pipeline_task' LANGUAGE C VOLATILE;
 
 -- Claiming (src/claim.c)
-CREATE FUNCTION claim_job_tasks(runner text, max int DEFAULT 1, labels jsonb DEFAULT '{}')
+-- start (issue 12, SPEC §16): the claimed tasks go straight to active
+CREATE FUNCTION claim_job_tasks(runner text, max int DEFAULT 1, labels jsonb DEFAULT '{}',
+                                start boolean DEFAULT false)
     RETURNS TABLE (id bigint, update_token text, pipeline_task_id bigint, job jsonb,
                    params jsonb, dry_run boolean)
     AS 'MODULE_PATHNAME', 'pl_claim_job_tasks' LANGUAGE C VOLATILE;

@@ -12,7 +12,10 @@
 #                             (bench/diag.sh wal_categories, pg_walinspect) and the HOT share
 #                             of the job_task updates (stderr)
 #   lifecycle_*vs_graphile_worker   our lifecycle's tasks/s over graphile-worker's jobs/s
-#   lifecycle_batched_tasks_per_s   n/a until SPEC §16 (see the TODO below)
+#   lifecycle_batched_tasks_per_s   bench/lifecycle_batched.sql (claim 50 with start => true,
+#                             one update_job_task_statuses call with their 50 reports), 8
+#                             clients on 100-wide parallel runs, ratio to baseline/3;
+#                             lifecycle_batched_vs_best_peer: over the faster peer (--peers)
 #   long_reader_lifecycle_ratio     the coalesced parallel lifecycle with a REPEATABLE READ
 #                             transaction open the whole time (its snapshot pins the vacuum
 #                             horizon: no dead tuple can be pruned) over the same without it,
@@ -25,11 +28,20 @@
 # (tasks/s) and LC_WAL (WAL bytes per task: pg_current_wal_lsn() around the pgbench run over
 # the tasks it finished), LC_L0/LC_L1/LC_DONE for wal_breakdown (LC_WALDUMP=1: keep the WAL
 # for it), or reports NAME failed and returns 1.  Wait events are sampled meanwhile.
+# LC_SCRIPT (default lifecycle.sql) is the pgbench script, LC_CLAIM the tasks one of its
+# claims takes (default 1); LC_TX: run LC_TX scripts per client (pgbench -t) instead of
+# SECONDS, on enough tasks for all of them.
 lifecycle_measure() {
 	local name=$1 pipe=$2 per_run=$3 min_runs=$4 mode=${5:-coalesced} secs=${6:-$T} need runs done0 done1 left l0 l1 upd0 upd1
 	LC_RATE= LC_WAL= LC_L0= LC_L1=
 	# enough claimable work that the clients never run dry even at ratio 1.2
 	need=$(awk -v b="$BASELINE" -v t="$secs" 'BEGIN { printf "%d", b / 3 * 1.2 * t + 1000 }')
+	local dur=(-T "$secs")
+	if [[ -n ${LC_TX:-} ]]; then
+		# a fixed amount of work (LC_TX scripts per client): it cannot run dry
+		need=$((CLIENTS * LC_TX * ${LC_CLAIM:-1} * 11 / 10 + CLIENTS * ${LC_CLAIM:-1}))
+		dur=(-t "$LC_TX")
+	fi
 	runs=$(((need + per_run - 1) / per_run))
 	((runs >= min_runs)) || runs=$min_runs
 	log "$name: creating $runs runs of $pipe ($((runs * per_run)) tasks)"
@@ -41,8 +53,8 @@ lifecycle_measure() {
 	upd0=$(q "SELECT n_tup_upd || ' ' || n_tup_hot_upd FROM pg_stat_user_tables WHERE relid = 'pipeline.job_task'::regclass")
 	l0=$(q "SELECT pg_current_wal_lsn()")
 	waits_start "$name-$mode" "$DB"
-	if ! PGOPTIONS="-c pipeline.notify=$mode" pgb "$name" -c "$CLIENTS" -j "$THREADS" -T "$secs" \
-		-f "$BENCH_DIR/lifecycle.sql"; then
+	if ! PGOPTIONS="-c pipeline.notify=$mode" pgb "$name" -c "$CLIENTS" -j "$THREADS" "${dur[@]}" \
+		-f "$BENCH_DIR/${LC_SCRIPT:-lifecycle.sql}"; then
 		waits_stop
 		failed "$name" "pgbench of bench/lifecycle.sql failed"
 		return 1
@@ -51,7 +63,7 @@ lifecycle_measure() {
 	l1=$(q "SELECT pg_current_wal_lsn()")
 	done1=$(q "SELECT count(*) FROM pipeline.job_task WHERE stage = 'succeeded'")
 	left=$(q "SELECT count(*) FROM pipeline.job_task WHERE stage = 'scheduling'")
-	if ((left < CLIENTS)); then
+	if ((left < CLIENTS * ${LC_CLAIM:-1})); then
 		failed "$name" "only $left claimable tasks left at the end: the clients ran dry"
 		return 1
 	fi
@@ -123,23 +135,34 @@ section_lifecycle() {
 }
 
 # ---- lifecycle_batched: start-on-claim, claims of 50, reports in batches of 50, 8 clients
-# TODO(SPEC §16): once the engine has claim_job_tasks(..., start => true) and
-# update_job_task_statuses(reports jsonb), write bench/lifecycle_batched.sql (claim 50 with
-# start => true, then one update_job_task_statuses call with the 50 'succeeded' reports) and
-# measure it here like lifecycle_measure does (tasks finished / s over 8 clients on par100
-# runs), ratio to BEST_PEER, target >= 2.0.  Until then the figure is "n/a".
+# bench/lifecycle_batched.sql on 100-wide parallel runs (coalesced NOTIFY, as the other
+# lifecycle figures), ratio to baseline/3; lifecycle_batched_vs_best_peer is its tasks/s over
+# the faster peer's jobs/s (--peers), target >= 2.0.
 section_lifecycle_batched() {
-	local have
-	have=$(q "SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-	    WHERE n.nspname = 'pipeline' AND (p.proname = 'update_job_task_statuses'
-	       OR (p.proname = 'claim_job_tasks' AND 'start' = ANY (p.proargnames)))" 2>/dev/null)
-	if [[ $have == 2 ]]; then
-		log "lifecycle_batched: the engine has SPEC §16 now: write the TODO in bench/run"
-		printf 'lifecycle_batched_tasks_per_s n/a (TODO in bench/run)\n'
-		FIGS+=("lifecycle_batched_tasks_per_s|n/a (TODO in bench/run)||-|≥ 2 × best peer|-")
+	local ratio
+	need_baseline || { failed lifecycle_batched_tasks_per_s "no baseline"; return; }
+	if ! q "SELECT bench_define('par100', ARRAY[100], true)" >/dev/null; then
+		failed lifecycle_batched_tasks_per_s "setup failed"
+		return
+	fi
+	# 8 clients x LC_TX scripts x 50 tasks, a fixed amount of work: at these rates a timed
+	# run would need more prepared runs than it is worth creating
+	LC_SCRIPT=lifecycle_batched.sql LC_CLAIM=50 LC_TX=$((opt_quick ? 8 : 60)) LC_WALDUMP=1 \
+		lifecycle_measure lifecycle_batched_tasks_per_s par100 100 $((CLIENTS * 2)) || return
+	if [[ $(q "SELECT count(*) FROM pipeline.job_task WHERE stage = 'active'") -gt $((CLIENTS * 50)) ]]; then
+		failed lifecycle_batched_tasks_per_s "tasks left active: reports were refused"
+		return
+	fi
+	ratio=$(calc "$LC_RATE / ($BASELINE / 3)")
+	figure lifecycle_batched_tasks_per_s "$(fmt "$LC_RATE" 0)" tasks/s "$(fmt "$ratio" 2)"
+	figure lifecycle_batched_wal_bytes_per_task "$(fmt "$LC_WAL" 0)" B -
+	wal_breakdown lifecycle_batched "$LC_L0" "$LC_L1" "$LC_DONE"
+	if [[ -n $BEST_PEER ]]; then
+		ratio=$(calc "$LC_RATE / $BEST_PEER")
+		figure lifecycle_batched_vs_best_peer "$(fmt "$ratio" 2)" ratio "$(fmt "$ratio" 2)" \
+			"≥ 2 × best peer" "$(holds "$ratio" '>=' 2.0)"
 	else
-		printf 'lifecycle_batched_tasks_per_s n/a (needs SPEC §16)\n'
-		FIGS+=("lifecycle_batched_tasks_per_s|n/a (needs SPEC §16)||-|≥ 2 × best peer|-")
+		figure lifecycle_batched_vs_best_peer n/a ratio - "≥ 2 × best peer (--peers)" -
 	fi
 }
 

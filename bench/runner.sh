@@ -13,7 +13,8 @@
 #                       advances the run) to the transaction that claims the next stage's task.
 #                       It holds the report's commit, the NOTIFY delivery (or poll) that wakes
 #                       the runner, and its claim round trip; not the fork of the next task
-#                       (start_at - claimed_at, logged apart).  Both stamps are now() of their
+#                       (the runner claims with start => true, so start_at = claimed_at; the
+#                       fork is after both).  Both stamps are now() of their
 #                       transactions, i.e. their starts.  With 39 samples, p99 is the maximum.
 #
 # No locking of its own: the runner and the engine do theirs.
@@ -116,7 +117,7 @@ section_handoff() {
 		failed handoff_ms_p50 "no handoff samples"
 		return
 	fi
-	log "handoff: $((HANDOFF_STAGES - 1)) samples; claim to start (active report) p50 $(fmt "$s50" 2) ms"
+	log "handoff: $((HANDOFF_STAGES - 1)) samples; start_at - claimed_at p50 $(fmt "$s50" 2) ms (0: the runner claims with start => true)"
 	figure handoff_ms_p50 "$(fmt "$p50" 2)" ms 1.00 "≤ 10 ms" "$(holds "$p50" '<=' 10)"
 	if [[ $(holds "$p50" '<=' 0) == yes ]]; then
 		figure handoff_ms_p99 "$(fmt "$p99" 2)" ms -

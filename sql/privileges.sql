@@ -30,7 +30,8 @@ CREATE ROLE regress_nobody;
 GRANT USAGE ON SCHEMA pipeline TO regress_runner, regress_auditor, regress_operator;
 
 GRANT EXECUTE ON FUNCTION
-    pipeline.claim_job_tasks(text, int, jsonb),
+    pipeline.claim_job_tasks(text, int, jsonb, boolean),
+    pipeline.update_job_task_statuses(jsonb),
     pipeline.update_job_task_status(bigint, pipeline.task_stage, text, text, jsonb, jsonb, jsonb, boolean, boolean),
     pipeline.heartbeat(bigint, text),
     pipeline.append_job_task_log(bigint, text, text),

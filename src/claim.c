@@ -7,7 +7,8 @@
  * runner's labels (jsonb containment), FOR NO KEY UPDATE SKIP LOCKED (not
  * blocked by the witness locks of schedule.c, which only completions honour), so concurrent
  * runners never wait for each other and never get the same task.  Each
- * claimed task becomes `creating`, records the runner, gets a fresh token
+ * claimed task becomes `creating` (or, with start => true, `active` at once,
+ * SPEC §16: one event, start_at set), records the runner, gets a fresh token
  * (returned once, stored as a digest) and an event (transition.c).  The params handed to the
  * runner are the task's params fixed at run start, overlaid with the run's
  * runtime envs as they are now and the system params.
@@ -42,6 +43,7 @@ pl_claim_job_tasks(PG_FUNCTION_ARGS)
 	char	   *runner;
 	int32		max;
 	Jsonb	   *labels;
+	bool		start;
 	int			n;
 	int64	   *ids;
 	int64	   *runs;
@@ -68,6 +70,9 @@ pl_claim_job_tasks(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("runner \"%s\": labels must be a JSON object", pl_clip(runner))));
 
+	/* start (SPEC §16): claimed tasks go straight to active */
+	start = PG_NARGS() > 3 && !PG_ARGISNULL(3) && PG_GETARG_BOOL(3);
+
 	InitMaterializedSRF(fcinfo, 0);
 	outer = pl_spi_connect();
 
@@ -92,7 +97,7 @@ pl_claim_job_tasks(PG_FUNCTION_ARGS)
 		MemoryContext old;
 
 		/* the change, its event and its announcement: transition.c */
-		pl_tr_claim(ids[i], runner, token, &got, outer);
+		pl_tr_claim(ids[i], runner, token, start, &got, outer);
 		old = MemoryContextSwitchTo(outer);
 		values[0] = Int64GetDatum(ids[i]);
 		values[1] = CStringGetTextDatum(token);

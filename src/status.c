@@ -3,7 +3,8 @@
  *
  * Layer: api
  *
- * update_job_task_status, in one transaction (SPEC §4):
+ * update_job_task_status, in one transaction (SPEC §4), through
+ * pl_status_apply(), which update_job_task_statuses (statuses.c) shares:
  *   1. A(P) -- shared when the new stage is complete (the report may finish
  *      the stage), exclusive when it is "canceled" or forced (it rewrites the
  *      run), none otherwise -- then the job task row, FOR UPDATE.
@@ -35,6 +36,7 @@
 #include "lock.h"
 #include "schedule.h"
 #include "secrets.h"
+#include "status.h"
 #include "token.h"
 #include "transition.h"
 #include "util.h"
@@ -119,9 +121,10 @@ diagnose_refusal(int64 id, const char *token, bool force_update)
 }
 
 /*
- * update_job_task_status(id, stage, update_token, message, detail,
- *                        runtime_envs, extension, force_update_status,
- *                        force_trigger_pipeline) RETURNS pipeline.job_task
+ * One report, as update_job_task_status applies it (SPEC §4): the one code
+ * path of update_job_task_status and update_job_task_statuses (statuses.c).
+ * The caller is SPI-connected (outer: its context before) and has checked
+ * READ COMMITTED.  Returns the row, redacted, in outer; raises every refusal.
  *
  * Hot path: one statement locks the row, checks the token (constant-time,
  * pipeline.digest_ok) and the state, applies the report, writes the event and
@@ -130,54 +133,26 @@ diagnose_refusal(int64 id, const char *token, bool force_update)
  * A(P) on the run named in its token (lock.c, schedule.c); a forged token names
  * some run, takes a harmless shared lock on it and is then refused.
  */
-PG_FUNCTION_INFO_V1(pl_update_job_task_status);
 Datum
-pl_update_job_task_status(PG_FUNCTION_ARGS)
+pl_status_apply(const PlStatusCall *c, MemoryContext outer)
 {
 	static PlStmt merge_run = {
 		"UPDATE pipeline.pipeline_task SET runtime_envs = runtime_envs || $2::jsonb WHERE id = $1",
 		2, {INT8OID, TEXTOID}
 	};
-	int64		id;
-	PlStage		req_stage;
-	char	   *token;
-	Jsonb	   *detail = NULL;
-	Jsonb	   *envs = NULL;
-	Jsonb	   *ext = NULL;
-	bool		force_update;
-	bool		force_trigger;
+	int64		id = c->id;
+	PlStage		req_stage = c->stage;
+	const char *token = c->token;
+	bool		force_update = c->force_update;
+	bool		force_trigger = c->force_trigger;
 	char	   *run_envs = NULL;
 	char	   *problem;
 	char	   *denied;
 	int64		pt;
 	int64		pt_hint;
-	MemoryContext outer;
 	Datum		result;
 	PlReport	rep;
 	PlReported	done;
-
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("update_job_task_status: id must not be null")));
-	id = PG_GETARG_INT64(0);
-	if (PG_ARGISNULL(1))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("job task " INT64_FORMAT ": stage must not be null", id)));
-	req_stage = pl_stage_from_datum(PG_GETARG_DATUM(1));
-	token = PG_ARGISNULL(2) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(2));
-	if (!PG_ARGISNULL(4))
-		detail = PG_GETARG_JSONB_P(4);
-	if (!PG_ARGISNULL(5))
-		envs = PG_GETARG_JSONB_P(5);
-	if (!PG_ARGISNULL(6))
-		ext = PG_GETARG_JSONB_P(6);
-	force_update = PG_ARGISNULL(7) ? false : PG_GETARG_BOOL(7);
-	force_trigger = PG_ARGISNULL(8) ? false : PG_GETARG_BOOL(8);
-	pl_require_read_committed("update_job_task_status");
-
-	outer = pl_spi_connect();
 
 	/* 1. A(P) when this report may advance the run, before any row lock */
 	pt_hint = pl_token_run(token);
@@ -190,8 +165,8 @@ pl_update_job_task_status(PG_FUNCTION_ARGS)
 	}
 
 	/* bad arguments are reported only to the holder of the task */
-	run_envs = check_runtime_envs(envs, &problem, &denied);
-	if (problem == NULL && ext && !pl_jb_is_object(ext))
+	run_envs = check_runtime_envs(c->runtime_envs, &problem, &denied);
+	if (problem == NULL && c->extension && !pl_jb_is_object(c->extension))
 		problem = pstrdup("extension must be a JSON object");
 	if (problem)
 	{
@@ -210,12 +185,12 @@ pl_update_job_task_status(PG_FUNCTION_ARGS)
 	/* 2.-5. lock, token, state, apply, event: one statement (transition.c) */
 	rep.id = id;
 	rep.stage = req_stage;
-	rep.message = PG_ARGISNULL(3) ? (Datum) 0 : PG_GETARG_DATUM(3);
-	rep.detail = detail;
-	rep.extension = ext;
-	rep.runtime_envs = envs;
+	rep.message = c->message;
+	rep.detail = c->detail;
+	rep.extension = c->extension;
+	rep.runtime_envs = c->runtime_envs;
 	rep.token = token;
-	rep.token_text = token ? PG_GETARG_DATUM(2) : (Datum) 0;
+	rep.token_text = token ? c->token_text : (Datum) 0;
 	rep.force_update = force_update;
 	if (!pl_tr_report(&rep, &done, outer))
 	{
@@ -249,6 +224,51 @@ pl_update_job_task_status(PG_FUNCTION_ARGS)
 	 */
 	if (force_trigger && !pl_stage_complete(done.new_stage) && pt != 0)
 		result = pl_job_task_datum(id, outer);
+	return result;
+}
+
+/*
+ * update_job_task_status(id, stage, update_token, message, detail,
+ *                        runtime_envs, extension, force_update_status,
+ *                        force_trigger_pipeline) RETURNS pipeline.job_task
+ */
+PG_FUNCTION_INFO_V1(pl_update_job_task_status);
+Datum
+pl_update_job_task_status(PG_FUNCTION_ARGS)
+{
+	PlStatusCall c;
+	MemoryContext outer;
+	Datum		result;
+
+	memset(&c, 0, sizeof(c));
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("update_job_task_status: id must not be null")));
+	c.id = PG_GETARG_INT64(0);
+	if (PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("job task " INT64_FORMAT ": stage must not be null", c.id)));
+	c.stage = pl_stage_from_datum(PG_GETARG_DATUM(1));
+	if (!PG_ARGISNULL(2))
+	{
+		c.token = text_to_cstring(PG_GETARG_TEXT_PP(2));
+		c.token_text = PG_GETARG_DATUM(2);
+	}
+	c.message = PG_ARGISNULL(3) ? (Datum) 0 : PG_GETARG_DATUM(3);
+	if (!PG_ARGISNULL(4))
+		c.detail = PG_GETARG_JSONB_P(4);
+	if (!PG_ARGISNULL(5))
+		c.runtime_envs = PG_GETARG_JSONB_P(5);
+	if (!PG_ARGISNULL(6))
+		c.extension = PG_GETARG_JSONB_P(6);
+	c.force_update = PG_ARGISNULL(7) ? false : PG_GETARG_BOOL(7);
+	c.force_trigger = PG_ARGISNULL(8) ? false : PG_GETARG_BOOL(8);
+	pl_require_read_committed("update_job_task_status");
+
+	outer = pl_spi_connect();
+	result = pl_status_apply(&c, outer);
 	pl_spi_finish();
 	PG_RETURN_DATUM(result);
 }

@@ -426,20 +426,22 @@ pl_tr_report(const PlReport *in, PlReported *out, MemoryContext outer)
 }
 
 /*
- * Claim one task for a runner: scheduling -> creating, runner recorded, the
- * new token's digest stored, event.  Returns the run, the job, the params
+ * Claim one task for a runner: scheduling -> creating (start: straight to
+ * active, start_at set, SPEC §16), runner recorded, the new token's digest
+ * stored, one event.  Returns the run, the job, the params
  * handed to the runner (the task's params fixed at run start, overlaid with
  * the run's runtime envs as they are now and the system params) and dry_run,
  * copied into outer.  Caller holds the task's row lock (claim.c).
  */
 void
-pl_tr_claim(int64 id, const char *runner, const char *token,
+pl_tr_claim(int64 id, const char *runner, const char *token, bool start,
 			PlClaimed *out, MemoryContext outer)
 {
 	static PlStmt take = {
 		"WITH u AS ("
-		" UPDATE pipeline.job_task t SET stage = 'creating', runner = $2, token_digest = $3,"
-		"  claimed_at = now(), heartbeat_at = now(), updated_at = now(), retry_at = NULL"
+		" UPDATE pipeline.job_task t SET stage = $5::pipeline.task_stage, runner = $2, token_digest = $3,"
+		"  claimed_at = now(), heartbeat_at = now(), updated_at = now(), retry_at = NULL,"
+		"  start_at = " PL_TR_START_AT_SQL("$5::pipeline.task_stage", "t.start_at")
 		" WHERE t.id = $1 RETURNING t AS r, 'scheduling'::pipeline.task_stage AS old_stage),"
 		" p AS (SELECT p.runtime_envs FROM pipeline.pipeline_task p, u"
 		"        WHERE p.id = (u.r).pipeline_task_id),"
@@ -452,9 +454,9 @@ pl_tr_claim(int64 id, const char *runner, const char *token,
 		"    'JOB_TASK_UPDATE_TOKEN', $4::text),"
 		"  (u.r).dry_run," TR_ANNOUNCE_COLS
 		" FROM u",
-		4, {INT8OID, TEXTOID, BYTEAOID, TEXTOID}
+		5, {INT8OID, TEXTOID, BYTEAOID, TEXTOID, TEXTOID}
 	};
-	Datum		v[4];
+	Datum		v[5];
 	bool		isnull;
 	TrAnn		a;
 	MemoryContext old;
@@ -463,6 +465,7 @@ pl_tr_claim(int64 id, const char *runner, const char *token,
 	v[1] = CStringGetTextDatum(runner);
 	v[2] = PointerGetDatum(pl_token_digest(token));
 	v[3] = CStringGetTextDatum(token);
+	v[4] = CStringGetTextDatum(start ? "active" : "creating");
 	pl_exec(&take, v, NULL, 0);
 	if (SPI_processed != 1)
 		elog(ERROR, "job task " INT64_FORMAT " vanished while being claimed", id);

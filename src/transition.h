@@ -97,8 +97,11 @@ typedef struct PlClaimed
 	bool		dry_run;
 } PlClaimed;
 
-/* The caller has locked the task row (FOR NO KEY UPDATE SKIP LOCKED). */
-extern void pl_tr_claim(int64 id, const char *runner, const char *token,
+/*
+ * The caller has locked the task row (FOR NO KEY UPDATE SKIP LOCKED).  start:
+ * the task goes straight to active (claim_job_tasks(..., start => true)).
+ */
+extern void pl_tr_claim(int64 id, const char *runner, const char *token, bool start,
 						PlClaimed *out, MemoryContext outer);
 
 /* ---- runs (the caller holds R(P), or created the run in this transaction) ---- */

@@ -7,7 +7,8 @@
  * then its output; a task that ran more than once has a marker before each
  * attempt's output ("-- attempt 1 --").  job_task_log does not record the
  * attempt of a chunk, so the boundaries come from the task's events: attempt
- * N begins when a runner claimed it (the event to "creating" whose payload
+ * N begins when a runner claimed it (the event from "scheduling" to
+ * "creating", or to "active" for a claim with start => true, whose payload
  * says attempt N); a chunk belongs to the last attempt claimed at or before
  * it was stored.  A runner's stale token cannot append once the task has been
  * re-claimed, so the split is exact except for an append that commits while
@@ -53,7 +54,8 @@ static const char runlog_sql[] =
 	" claims AS ("
 	"  SELECT e.object_id, (e.payload->>'attempt')::int AS attempt, min(e.at) AS since"
 	"    FROM pipeline.event e"
-	"   WHERE e.pipeline_task_id = $1::bigint AND e.kind = 'job_task' AND e.new_stage = 'creating'"
+	"   WHERE e.pipeline_task_id = $1::bigint AND e.kind = 'job_task'"
+	"     AND e.old_stage = 'scheduling' AND e.new_stage IN ('creating', 'active')"
 	"     AND e.object_id IN (SELECT id FROM tasks)"
 	"   GROUP BY 1, 2)"
 	RUNLOG_SELECT;

@@ -54,7 +54,7 @@ like "... naming the grant" "$(cat "$T_DIR/nousage.log")" "GRANT USAGE ON SCHEMA
 ctl nogrant 20 -d "user=$R2" runner --exit-when-idle
 is "runner as a role that may not claim: exit 2" "$RC" 2
 like "... naming the function and the grant" "$(cat "$T_DIR/nogrant.log")" \
-	"may not execute pipeline.claim_job_tasks\(text,int,jsonb\): GRANT EXECUTE"
+	"may not execute pipeline.claim_job_tasks\(text,int,jsonb,boolean\): GRANT EXECUTE"
 ctl nogrant_hookd 20 -d "user=$R2" hookd --exit-when-idle
 is "hookd as a role that may not claim: exit 2" "$RC" 2
 like "... naming the function" "$(cat "$T_DIR/nogrant_hookd.log")" "may not execute pipeline.claim_hook_deliveries"

@@ -21,7 +21,8 @@ L='{"cli": "'$T_ID'"}'
 q "CREATE ROLE \"$ROLE\" LOGIN PASSWORD '$PW';
    GRANT USAGE ON SCHEMA pipeline TO \"$ROLE\";
    GRANT EXECUTE ON FUNCTION pipeline.mask_params(jsonb, text[]),
-       pipeline.claim_job_tasks(text, int, jsonb),
+       pipeline.claim_job_tasks(text, int, jsonb, boolean),
+       pipeline.update_job_task_statuses(jsonb),
        pipeline.update_job_task_status(bigint, pipeline.task_stage, text, text, jsonb, jsonb, jsonb, boolean, boolean),
        pipeline.heartbeat(bigint, text), pipeline.append_job_task_log(bigint, text, text),
        pipeline.runtime_env_name_allowed(text) TO \"$ROLE\";

@@ -21,7 +21,7 @@
 #
 # What an operator does about in-flight work is done here the same way: a claim committed on
 # the old primary (so replicated, synchronously) whose answer the runner lost leaves a task
-# 'creating' with nobody running it; pipeline.reap() (pg_cron's job in production; called here
+# 'active' (claimed with start => true) with nobody running it; pipeline.reap() (pg_cron's job in production; called here
 # every second with a short pipeline.heartbeat_timeout) fails it after the timeout and the job's
 # retries put it back in the queue.  A delivery claimed just before the stop waits for its lease.
 # Here those cases come only by chance (the answers must be lost in a window of milliseconds);

@@ -7,7 +7,8 @@
 # the server is then restarted in immediate mode (the setting reset first, in
 # postgresql.auto.conf only), and crash recovery keeps the commit.  The test's own sessions
 # use synchronous_commit = local or only read.
-#   1. A lost claim (runner) and a lost delivery claim (hookd): the job task stays 'creating'
+#   1. A lost claim (runner) and a lost delivery claim (hookd): the job task stays 'active' (the
+#      runner claims with start => true)
 #      with nobody running it and the delivery 'sending'.  What the operator's pg_cron job does,
 #      pipeline.reap() with a short pipeline.heartbeat_timeout, fails the task and its retry
 #      puts it back in the queue: the runner runs it once (attempt 2), the run succeeds.  The
@@ -76,12 +77,12 @@ my $t1 = $node->safe_psql($db, "SELECT id FROM pipeline.job_task WHERE pipeline_
 ok(wait_syncrep('%claim_job_tasks%'), "the runner's claim of task $t1 committed locally, waits for the standby");
 ok(wait_syncrep('%claim_hook_deliveries%'), "hookd's claim of the 'scheduling' delivery too");
 restart_immediate();
-is(task($t1), 'creating 1 lost-runner', 'after the restart: the claim is there, the runner never got it');
+is(task($t1), 'active 1 lost-runner', 'after the restart: the claim is there (active: the runner claims with start => true), the runner never got it');
 my $del = $node->safe_psql($db, "SELECT id FROM pipeline.hook_delivery WHERE job_task_id = $t1");
 is($node->safe_psql($db, "SELECT status || ' ' || attempts || ' ' || sender FROM pipeline.hook_delivery WHERE id = $del"),
 	'sending 1 lost-hookd', 'and the delivery is leased to hookd, which never got it');
 sleep 3;
-is(task($t1), 'creating 1 lost-runner', 'nobody runs the task');
+is(task($t1), 'active 1 lost-runner', 'nobody runs the task');
 
 # the operator's reap: a short heartbeat timeout, retries
 my $t0 = time();

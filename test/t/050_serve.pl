@@ -40,7 +40,8 @@ CREATE ROLE pl_dash LOGIN PASSWORD 'dash-pw' IN ROLE pl_viewer;
 GRANT USAGE ON SCHEMA pipeline TO ci_runner, ci_auditor, pl_viewer, pl_dash;
 GRANT EXECUTE ON FUNCTION pipeline.mask_params(jsonb, text[]) TO ci_runner, ci_auditor, pl_viewer, pl_dash;
 GRANT EXECUTE ON FUNCTION
-    pipeline.claim_job_tasks(text, int, jsonb),
+    pipeline.claim_job_tasks(text, int, jsonb, boolean),
+    pipeline.update_job_task_statuses(jsonb),
     pipeline.update_job_task_status(bigint, pipeline.task_stage, text, text, jsonb, jsonb, jsonb, boolean, boolean),
     pipeline.heartbeat(bigint, text),
     pipeline.append_job_task_log(bigint, text, text)

@@ -63,6 +63,7 @@ set_final(task *t, const char *stage, const char *message, char *detail_owned, c
 	t->final_detail = detail_owned;
 	t->final_envs = envs_owned;
 	t->envs_checked = false;
+	t->ready_at = 0;
 	t->state = TS_FINISH;
 	retry_reset(&t->retry);
 }
@@ -281,6 +282,8 @@ claim(runner *r, double now)
 	params[1] = maxbuf;
 	params[2] = r->labels_json;
 	/*
+	 * Up to the free slots at once, started on claim (SPEC §16: active at
+	 * once, one event, no 'active' report).
 	 * params_env: each param's value as the text its variable gets, made by
 	 * the server (numbers exactly as jsonb writes them); objects and arrays
 	 * stay JSON, nulls are left out.
@@ -290,7 +293,7 @@ claim(runner *r, double now)
 				   " THEN e.value ELSE to_jsonb(e.value #>> '{}') END)"
 				   " FROM jsonb_each(CASE jsonb_typeof(c.params) WHEN 'object' THEN c.params END) e"
 				   " WHERE jsonb_typeof(e.value) <> 'null') AS params_env"
-				   " FROM pipeline.claim_job_tasks($1::text, $2::int, $3::jsonb) c",
+				   " FROM pipeline.claim_job_tasks($1::text, $2::int, $3::jsonb, start => true) c",
 				   3, params, &err);
 	if (!res)
 	{
@@ -355,12 +358,12 @@ step_tasks(runner *r, double now)
 					finalize(t);
 				break;
 			case TS_FINISH:
-				report_final(r, t, now);
-				break;
+				break;			/* complete_step() below */
 			case TS_DONE:
 				break;
 		}
 	}
+	complete_step(r, now);		/* the final reports, in batches */
 	/* unlink the finished ones */
 	for (task **pp = &r->tasks; *pp;)
 	{
@@ -402,7 +405,7 @@ next_deadline(runner *r, double now)
 		EARLIER(r->next_heartbeat);
 	for (task *t = r->tasks; t; t = t->next)
 	{
-		if (t->state == TS_ACTIVATE || t->state == TS_FINISH)
+		if (t->state == TS_ACTIVATE || (t->state == TS_FINISH && t->ready_at == 0))
 		{
 			if (up)
 				EARLIER(t->retry.next_try);
@@ -419,6 +422,8 @@ next_deadline(runner *r, double now)
 				EARLIER(t->exit_time + DRAIN_GRACE);
 		}
 	}
+	if (up && complete_deadline(r) > 0)
+		EARLIER(complete_deadline(r));	/* ready reports waiting for company */
 #undef EARLIER
 	return d;
 }
@@ -486,7 +491,8 @@ runner_run(runner *r)
 
 		if (db_ensure(&r->db, now) && !r->d.setup_checked)
 		{
-			static const char *const needs[] = {"pipeline.claim_job_tasks(text,int,jsonb)",
+			static const char *const needs[] = {"pipeline.claim_job_tasks(text,int,jsonb,boolean)",
+				"pipeline.update_job_task_statuses(jsonb)",
 				"pipeline.runtime_env_name_allowed(text)", NULL};
 			char msg[1024];
 

@@ -5,13 +5,16 @@
  * the one retry policy of lib/retry.h; a final report the server refuses
  * for another reason than the token is retried once more without detail and
  * runtime envs, so that a value the server will not take cannot keep the
- * task hanging.  Before a final report carrying runtime envs, the runner
+ * task hanging.  Final reports go out in batches (complete.c); this file
+ * readies each one (report_prepare) and handles what the server said to it
+ * (report_outcome).  Tasks are claimed with start => true, active already:
+ * activate() only starts the command.  Before a final report carrying runtime envs, the runner
  * asks the engine which names it would refuse (runtime_env_name_allowed: the
  * one deny-list, in the engine) and fails the task with a clear message
  * instead of sending them.
  *
- * Locking: none on the client side; update_job_task_status and heartbeat
- * lock the task row.
+ * Locking: none on the client side; update_job_task_status(es) and
+ * heartbeat lock the task row.
  */
 #define _GNU_SOURCE
 #include "runner.h"
@@ -105,70 +108,31 @@ finalize(task *t)
 /* ------------------------------------------------------------ the reports */
 
 
+/*
+ * Start the command of a claimed task.  claim_job_tasks(..., start => true)
+ * made it active already (SPEC §16): there is no 'active' report.  A cancel
+ * that comes before the command starts is seen by the next stage check
+ * (check_stages, loop.c), which stops the command.
+ */
 void
 activate(runner *r, task *t, double now)
 {
-	const char *params[2];
-	db_error err;
-	PGresult *res;
 	char errbuf[512];
-	const char *stage;
 
+	(void) now;
 	if (r->force_stop)
 	{
 		log_info("job task %s: not started (runner stopping)", t->idstr);
-		t->state = TS_DONE;
+		set_final(t, "failed", "runner stopped", NULL, NULL);	/* it is active: say so */
 		return;
 	}
-	if (now < t->retry.next_try || !db_connected(&r->db))
-		return;
-	params[0] = t->idstr;
-	params[1] = t->token;
-	res = db_query(&r->db,
-				   "SELECT stage FROM pipeline.update_job_task_status($1::bigint, 'active'::pipeline.task_stage, $2::text)",
-				   2, params, &err);
-	if (!res)
+	if (!spawn(r, t, errbuf, sizeof(errbuf)))
 	{
-		switch (retry_after(&t->retry, &err, false, now))
-		{
-			case RETRY_REJECTED:
-				log_warn("job task %s: 'active' rejected (%s: %s); dropping it", t->idstr, err.sqlstate, err.message);
-				t->state = TS_DONE;
-				break;
-			case RETRY_GIVE_UP:
-				log_error("job task %s: cannot report 'active' (%s: %s); giving up", t->idstr, err.sqlstate, err.message);
-				t->state = TS_DONE;
-				break;
-			case RETRY_LATER:
-				if (report_error_kind(&err) == ERR_OTHER)
-					log_warn("job task %s: cannot report 'active' (%s: %s); will retry", t->idstr, err.sqlstate, err.message);
-				break;
-		}
+		log_error("job task %s: %s", t->idstr, errbuf);
+		set_final(t, "failed", errbuf, NULL, NULL);
 		return;
 	}
-	stage = PQntuples(res) > 0 ? db_value(res, 0, 0) : NULL;
-	if (stage && strcmp(stage, "active") == 0)
-	{
-		PQclear(res);
-		if (!spawn(r, t, errbuf, sizeof(errbuf)))
-		{
-			log_error("job task %s: %s", t->idstr, errbuf);
-			set_final(t, "failed", errbuf, NULL, NULL);
-			return;
-		}
-		log_info("job task %s: started (pid %ld, work directory %s)", t->idstr, (long) t->pid, t->workdir);
-		return;
-	}
-	if (stage && strcmp(stage, "canceling") == 0)
-	{
-		PQclear(res);
-		log_info("job task %s: canceled before it started", t->idstr);
-		set_final(t, "canceled", "canceled before start", NULL, NULL);
-		return;
-	}
-	log_warn("job task %s: is %s after reporting 'active'; not running it", t->idstr, stage ? stage : "(nothing)");
-	PQclear(res);
-	t->state = TS_DONE;
+	log_info("job task %s: started (pid %ld, work directory %s)", t->idstr, (long) t->pid, t->workdir);
 }
 
 /* the names of a runtime envs object as a JSON array, or NULL when it has none */
@@ -252,13 +216,14 @@ check_env_names(runner *r, task *t, double now)
 	return true;
 }
 
-void
-report_final(runner *r, task *t, double now)
+/*
+ * Is the final report of t ready to go (the completer, complete.c, sends it
+ * in the next batch)?  Its output is shipped first, then its runtime env
+ * names are vetted; false while either still waits (or t is given up: DONE).
+ */
+bool
+report_prepare(runner *r, task *t, double now)
 {
-	const char *params[6];
-	db_error err;
-	PGresult *res;
-
 	if (!db_connected(&r->db))
 	{
 		if (r->force_stop)
@@ -267,69 +232,71 @@ report_final(runner *r, task *t, double now)
 					 t->idstr, t->final_stage);
 			t->state = TS_DONE;
 		}
-		return;
+		return false;
 	}
 	if (now < t->retry.next_try)
-		return;
+		return false;
 	switch (flush_log(r, t, true))
 	{
 		case FLUSH_OK:
 			break;
 		case FLUSH_LOST:
 			t->state = TS_DONE;
-			return;
+			return false;
 		case FLUSH_LATER:
 			if (r->force_stop)
 			{
 				log_warn("job task %s: output and report '%s' abandoned (runner stopping)",
 						 t->idstr, t->final_stage);
 				t->state = TS_DONE;
-				return;
+				return false;
 			}
 			t->retry.next_try = now + backoff_next(&t->retry.bo);
-			return;
+			return false;
 	}
 	if (!t->envs_checked && !check_env_names(r, t, now))
-		return;
-	params[0] = t->idstr;
-	params[1] = t->final_stage;
-	params[2] = t->token;
-	params[3] = t->final_message;
-	params[4] = t->minimal_report ? NULL : t->final_detail;
-	params[5] = t->minimal_report ? NULL : t->final_envs;
-	res = db_query(&r->db,
-				   "SELECT stage FROM pipeline.update_job_task_status($1::bigint, $2::pipeline.task_stage, $3::text, $4::text, $5::jsonb, $6::jsonb)",
-				   6, params, &err);
-	if (res)
+		return false;
+	return true;
+}
+
+/*
+ * What the server said to t's final report: err NULL when it was applied.
+ * A refusal is handled as it always was for a single report: the token, a
+ * complete task or a row gone drop it; a transient error retries it; another
+ * refusal retries it without detail and runtime envs, then gives up.
+ */
+void
+report_outcome(runner *r, task *t, const db_error *err, double now)
+{
+	if (err == NULL)
 	{
 		log_info("job task %s: reported %s%s%s", t->idstr, t->final_stage,
 				 t->final_message ? ": " : "", t->final_message ? t->final_message : "");
-		PQclear(res);
 		t->state = TS_DONE;
 		r->next_claim = now;	/* the next task may be waiting */
 		return;
 	}
-	switch (retry_after(&t->retry, &err, r->force_stop, now))
+	switch (retry_after(&t->retry, err, r->force_stop, now))
 	{
 		case RETRY_REJECTED:
 			log_warn("job task %s: report '%s' rejected (%s: %s); dropping it", t->idstr, t->final_stage,
-					 err.sqlstate, err.message);
+					 err->sqlstate, err->message);
 			t->state = TS_DONE;
 			break;
 		case RETRY_GIVE_UP:
-			if (report_error_kind(&err) == ERR_TRANSIENT)
+			if (report_error_kind(err) == ERR_TRANSIENT)
 				log_warn("job task %s: report '%s' abandoned (runner stopping): %s", t->idstr,
-						 t->final_stage, err.message);
+						 t->final_stage, err->message);
 			else
 				log_error("job task %s: cannot report '%s' (%s: %s); giving up", t->idstr,
-						  t->final_stage, err.sqlstate, err.message);
+						  t->final_stage, err->sqlstate, err->message);
 			t->state = TS_DONE;
 			break;
 		case RETRY_LATER:
-			if (report_error_kind(&err) == ERR_OTHER)
+			if (report_error_kind(err) == ERR_OTHER)
 			{
 				log_warn("job task %s: cannot report '%s' (%s: %s); retrying%s", t->idstr,
-						 t->final_stage, err.sqlstate, err.message,
+						 t->final_stage, err->sqlstate, err->message,
 						 t->minimal_report ? "" : " without detail and runtime envs");
 				/* a detail or runtime envs the server refuses must not keep the task hanging */
 				t->minimal_report = true;

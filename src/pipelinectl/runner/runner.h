@@ -3,8 +3,9 @@
  * commands.  One event loop, no threads.  Each claimed task is a small state
  * machine:
  *
- *   ACTIVATE  report 'active' (retried while the database is away); a dry
- *             run or an unsupported job goes straight to FINISH
+ *   ACTIVATE  claimed with start => true, so active already (no report):
+ *             the command is started; a dry run or an unsupported job goes
+ *             straight to FINISH
  *   RUNNING   /bin/sh -c <command> in its own process group, in a fresh
  *             work directory; stdout+stderr (one pipe) are read without
  *             blocking, repaired to UTF-8, kept as a 4 KiB tail and streamed
@@ -12,7 +13,8 @@
  *             heartbeats; a task turned 'canceling', a timeout or a lost
  *             token stops the group (SIGTERM, SIGKILL 5 s later)
  *   FINISH    flush the rest of the output, then report the final stage with
- *             detail and runtime envs (retried while the database is away)
+ *             detail and runtime envs, batched with other tasks' (complete.c;
+ *             retried while the database is away)
  *   DONE      freed
  *
  * Modules:
@@ -24,6 +26,8 @@
  *   logship.c  output: UTF-8 repair, the tail, batches to append_job_task_log
  *   mask.c     sensitive values and the update token replaced by ****** in the output
  *   report.c   'active', heartbeats and the final report, under one retry policy
+ *   complete.c the completer: final reports in batches of up to 50, sent once
+ *              the oldest has waited 5 ms or nothing else could join them
  *
  * Locking: none on the client side; the engine's functions take the row
  * locks (claim_job_tasks SKIP LOCKED, update_job_task_status FOR UPDATE).
@@ -125,6 +129,7 @@ typedef struct task
 	char *final_envs;
 	bool minimal_report;		/* retrying without detail and runtime envs */
 	bool envs_checked;			/* the engine has vetted final_envs' names */
+	double ready_at;			/* when its final report became ready to send, 0 = not */
 } task;
 
 /* --job-user: the OS user commands run as (the runner is then root) */
@@ -218,7 +223,16 @@ char *build_detail(task *t);
 /* report.c */
 void activate(runner *r, task *t, double now);
 void finalize(task *t);
-void report_final(runner *r, task *t, double now);
+bool report_prepare(runner *r, task *t, double now);
+void report_outcome(runner *r, task *t, const db_error *err, double now);
 void heartbeat_all(runner *r);
+
+/* complete.c: final reports in batches (update_job_task_statuses) */
+#define REPORT_BATCH_MAX 50			/* reports per call */
+#define REPORT_FLUSH_SECS 0.005		/* the longest a ready report waits for others */
+/* ready the finishing tasks' reports; send a batch when one is due */
+void complete_step(runner *r, double now);
+/* when the waiting reports must go at the latest (0 = none waits) */
+double complete_deadline(const runner *r);
 
 #endif
