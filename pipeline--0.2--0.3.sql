@@ -10,3 +10,94 @@
  */
 
 \echo Use "ALTER EXTENSION pipeline UPDATE TO '0.3'" to load this file. \quit
+
+-- ---------------------------------------------------------------------------
+-- Issue 13 items 1-2 (SPEC §14): concurrency keys and priorities.  Job tasks carry their
+-- run's priority and their concurrency key and limit; the runners' queue becomes the table
+-- job_queue (its partial index job_task_queue_idx on job_task goes: its predicate named
+-- stage, which made every status update non-HOT); concurrency_slot holds the slots in use;
+-- run_pipeline gets a last parameter priority; stats gets three columns at its end.
+
+ALTER TABLE job_task ADD COLUMN priority int NOT NULL DEFAULT 0;
+ALTER TABLE job_task ADD COLUMN concurrency_key text;
+ALTER TABLE job_task ADD COLUMN concurrency_limit int;
+
+CREATE TABLE job_queue (
+    job_task_id       bigint      PRIMARY KEY REFERENCES job_task (id) ON DELETE CASCADE,
+    priority          int         NOT NULL,
+    labels            jsonb       NOT NULL,            -- labels a runner must have
+    concurrency_key   text,
+    concurrency_limit int
+);
+CREATE INDEX job_queue_pick_idx ON job_queue (priority DESC, job_task_id);
+-- tasks waiting for a runner at upgrade time stay claimable
+INSERT INTO job_queue (job_task_id, priority, labels)
+SELECT id, priority, labels FROM job_task WHERE stage = 'scheduling';
+
+CREATE TABLE concurrency_slot (
+    job_task_id       bigint      PRIMARY KEY REFERENCES job_task (id) ON DELETE CASCADE,
+    key               text        NOT NULL
+);
+CREATE INDEX concurrency_slot_key_idx ON concurrency_slot (key);
+
+DROP INDEX job_task_queue_idx;
+
+SELECT pg_catalog.pg_extension_config_dump('job_queue', '');
+SELECT pg_catalog.pg_extension_config_dump('concurrency_slot', '');
+REVOKE ALL ON job_queue, concurrency_slot FROM PUBLIC;
+
+-- run_pipeline(..., priority int DEFAULT 0): a new signature.  The roles that could execute
+-- the old one may execute the new one (their grants would go with the old function).
+CREATE TEMP TABLE pl_upgrade_run_grants AS
+SELECT a.grantee::regrole::text AS grantee
+  FROM pg_proc p, aclexplode(p.proacl) a
+ WHERE p.oid = 'pipeline.run_pipeline(text, jsonb, boolean, text, jsonb, text)'::regprocedure
+   AND a.privilege_type = 'EXECUTE' AND a.grantee <> 0 AND a.grantee <> p.proowner;
+DROP FUNCTION run_pipeline(text, jsonb, boolean, text, jsonb, text);
+CREATE FUNCTION run_pipeline(pipeline text, params jsonb DEFAULT '{}',
+                             dry_run boolean DEFAULT false,
+                             run_by text DEFAULT current_user,
+                             labels jsonb DEFAULT '{}',
+                             on_busy text DEFAULT 'error',
+                             priority int DEFAULT 0)
+    RETURNS bigint
+    AS 'MODULE_PATHNAME', 'pl_run_pipeline' LANGUAGE C VOLATILE;
+ALTER FUNCTION run_pipeline(text, jsonb, boolean, text, jsonb, text, int)
+    SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+REVOKE ALL ON FUNCTION run_pipeline(text, jsonb, boolean, text, jsonb, text, int) FROM PUBLIC;
+DO $do$
+DECLARE
+    g text;
+BEGIN
+    FOR g IN SELECT grantee FROM pl_upgrade_run_grants LOOP
+        EXECUTE format('GRANT EXECUTE ON FUNCTION pipeline.run_pipeline(text, jsonb, boolean, text, jsonb, text, int) TO %I', g);
+    END LOOP;
+END
+$do$;
+DROP TABLE pl_upgrade_run_grants;
+
+CREATE OR REPLACE VIEW stats AS
+SELECT
+    (SELECT COALESCE(jsonb_object_agg(stage, n), '{}') FROM
+        (SELECT stage, count(*) AS n FROM pipeline_task GROUP BY stage) r) AS runs_by_stage,
+    (SELECT COALESCE(jsonb_object_agg(stage, n), '{}') FROM
+        (SELECT stage, count(*) AS n FROM job_task GROUP BY stage) t) AS tasks_by_stage,
+    (SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM rejected_token_seq) AS rejected_tokens,
+    (SELECT COALESCE(jsonb_object_agg(status, n), '{}') FROM
+        (SELECT status, count(*) AS n FROM hook_delivery GROUP BY status) d) AS deliveries_by_status,
+    (SELECT now() - min(t.updated_at) FROM job_queue q JOIN job_task t ON t.id = q.job_task_id
+      WHERE t.stage = 'scheduling') AS oldest_waiting_task_age,
+    (SELECT count(*) FROM job_task WHERE gate IS NOT NULL) AS tasks_at_gates,
+    -- event ids handed out so far (a counter for /metrics; purge() does not lower it)
+    (SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM event_id_seq) AS events_written,
+    -- SPEC §14: tasks waiting for a runner per priority and per concurrency key, and the
+    -- concurrency slots in use per key
+    (SELECT COALESCE(jsonb_object_agg(priority, n), '{}') FROM
+        (SELECT q.priority, count(*) AS n FROM job_queue q JOIN job_task t ON t.id = q.job_task_id
+          WHERE t.stage = 'scheduling' GROUP BY q.priority) w) AS waiting_by_priority,
+    (SELECT COALESCE(jsonb_object_agg(concurrency_key, n), '{}') FROM
+        (SELECT q.concurrency_key, count(*) AS n FROM job_queue q JOIN job_task t ON t.id = q.job_task_id
+          WHERE t.stage = 'scheduling' AND q.concurrency_key IS NOT NULL
+          GROUP BY q.concurrency_key) w) AS waiting_by_concurrency_key,
+    (SELECT COALESCE(jsonb_object_agg(key, n), '{}') FROM
+        (SELECT key, count(*) AS n FROM concurrency_slot GROUP BY key) s) AS running_by_concurrency_key;

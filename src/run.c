@@ -25,6 +25,7 @@
 #include "utils/builtins.h"
 #include "utils/json.h"
 
+#include "concurrency.h"
 #include "defcheck.h"
 #include "lock.h"
 #include "schedule.h"
@@ -108,6 +109,9 @@ typedef struct PlTask
 	char	   *audit;
 	char	   *confirm;
 	char	   *hooks;
+	JsonbContainer *taskc;		/* the task in the definition */
+	char	   *conc_key;		/* concurrency key, expanded (SPEC §14), or NULL */
+	int			conc_limit;
 } PlTask;
 
 typedef struct PlResolved
@@ -279,6 +283,61 @@ gate_json(JsonbContainer *task, const char *key)
 	return g ? pl_jbv_to_cstring(g) : pstrdup("null");
 }
 
+/* the value of a param of the task being resolved (PlParamLookup) */
+static const char *
+param_value(void *arg, const char *name)
+{
+	KV		   *e = kv_find((KVList *) arg, name);
+
+	return e ? e->val : NULL;
+}
+
+/*
+ * The task's concurrency key and limit (SPEC §14): the task's field, else its
+ * job's; $NAME expanded from the task's params as fixed now.  A name without
+ * a value, or a sensitive one (the key is shown in stats), refuses the run.
+ */
+static void
+task_concurrency(PlResolved *r, PlTask *t)
+{
+	JsonbValue *cv = pl_jb_get(t->taskc, "concurrency");
+	char	   *tmpl;
+	char	   *missing;
+	char	  **names;
+
+	if (t->skip_run)
+		return;					/* created skipped: never holds a slot */
+	if (cv == NULL || cv->type == jbvNull)
+		cv = pl_jb_get(t->jobc, "concurrency");
+	if (cv == NULL || cv->type != jbvBinary)
+		return;
+	tmpl = jbv_string(pl_jb_get(cv->val.binary.data, "key"));
+	t->conc_limit = pl_jb_get(cv->val.binary.data, "limit") ?
+		atoi(pl_jbv_scalar_text(pl_jb_get(cv->val.binary.data, "limit"))) : 1;
+	t->conc_key = pl_conc_expand(tmpl, param_value, &t->plist, &missing, &names);
+	if (t->conc_key == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("pipeline \"%s\": stages[%d].tasks[%d] (%s.%s): concurrency key \"%s\" uses param \"%s\", which has no value",
+						r->name, t->stage_index, t->task_index, t->stage_name, t->task_name,
+						pl_clip(tmpl), missing),
+				 errhint("Pass it in params, or give the job a default for it.")));
+	for (char **n = names; *n; n++)
+		if (kv_find(&r->sensitive, *n))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("pipeline \"%s\": stages[%d].tasks[%d] (%s.%s): concurrency key \"%s\" uses sensitive param \"%s\"",
+							r->name, t->stage_index, t->task_index, t->stage_name, t->task_name,
+							pl_clip(tmpl), *n),
+					 errdetail("Concurrency keys are shown in pipeline.stats and /metrics.")));
+	if (t->conc_key[0] == '\0' || strlen(t->conc_key) > PL_MAX_CONC_KEY_EXPANDED)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("pipeline \"%s\": stages[%d].tasks[%d] (%s.%s): concurrency key \"%s\" expands to %zu bytes; 1 to %d are allowed",
+						r->name, t->stage_index, t->task_index, t->stage_name, t->task_name,
+						pl_clip(tmpl), strlen(t->conc_key), PL_MAX_CONC_KEY_EXPANDED)));
+}
+
 /*
  * Resolve the latest version of pipeline `name` with run params `params`.
  * Raises 42704 if there is no such pipeline, 22023 on bad params or a
@@ -345,6 +404,7 @@ resolve(PlResolved *r, const char *name, Jsonb *params)
 			t->is_parallel = par;
 			t->task_index = ti;
 			t->task_name = jbv_string(pl_jb_get(tc, "name"));
+			t->taskc = tc;
 			t->ignore_failed = pl_jb_get(tc, "ignore_failed")->val.boolean;
 			t->skip_run = pl_jb_get(tc, "skip_run")->val.boolean;
 			t->audit = gate_json(tc, "audit");
@@ -476,6 +536,7 @@ resolve(PlResolved *r, const char *name, Jsonb *params)
 								 pname, t->stage_name, t->task_name, pname)));
 		}
 		t->params = kv_to_json(p);
+		task_concurrency(r, t);
 	}
 }
 
@@ -513,6 +574,11 @@ tasks_json(PlResolved *r, bool dry_run)
 		pl_json_kv_raw(&b, &f, "confirm", t->confirm);
 		pl_json_kv_raw(&b, &f, "hooks", t->hooks);
 		pl_json_kv_bool(&b, &f, "dry_run", dry_run);
+		if (t->conc_key)
+		{
+			pl_json_kv_str(&b, &f, "concurrency_key", t->conc_key);
+			pl_json_kv_int(&b, &f, "concurrency_limit", t->conc_limit);
+		}
 		appendStringInfoChar(&b, '}');
 	}
 	appendStringInfoChar(&b, ']');
@@ -584,7 +650,8 @@ sequence_key(PlResolved *r, Jsonb *labels)
 }
 
 /*
- * run_pipeline(pipeline, params, dry_run, run_by, labels, on_busy) RETURNS bigint
+ * run_pipeline(pipeline, params, dry_run, run_by, labels, on_busy, priority) RETURNS bigint
+ * Every job task of the run carries priority (claims take higher first, SPEC §14).
  * Locks: advisory lock on the sequence key for serialized pipelines.
  */
 PG_FUNCTION_INFO_V1(pl_run_pipeline);
@@ -612,7 +679,8 @@ pl_run_pipeline(PG_FUNCTION_ARGS)
 	static PlStmt ins_tasks = {
 		"INSERT INTO pipeline.job_task (pipeline_task_id, stage_index, stage_name, task_index,"
 		"  task_name, job_name, job_version, stage, params, sensitive, labels, is_parallel,"
-		"  ignore_failed, audit, confirm, hooks, dry_run, end_at, retries, timeout)"
+		"  ignore_failed, audit, confirm, hooks, dry_run, end_at, retries, timeout,"
+		"  priority, concurrency_key, concurrency_limit)"
 		" SELECT $1, x.stage_index, x.stage_name, x.task_index, x.task_name, x.job_name,"
 		"  x.job_version, x.stage,"
 		"  x.params, ARRAY(SELECT pg_catalog.jsonb_array_elements_text(x.sensitive)),"
@@ -620,14 +688,15 @@ pl_run_pipeline(PG_FUNCTION_ARGS)
 		"  CASE WHEN (x.audit->>'enable')::boolean THEN x.audit END,"
 		"  CASE WHEN (x.confirm->>'enable')::boolean THEN x.confirm END,"
 		"  x.hooks, x.dry_run, " PL_TR_END_AT_SQL("x.stage", "NULL::timestamptz") ","
-		"  COALESCE((x.job->>'retries')::int, 0), COALESCE((x.job->>'timeout')::int, 0)"
+		"  COALESCE((x.job->>'retries')::int, 0), COALESCE((x.job->>'timeout')::int, 0),"
+		"  $3, x.concurrency_key, x.concurrency_limit"
 		" FROM pg_catalog.jsonb_to_recordset($2::jsonb) AS x(stage_index int, stage_name text,"
 		"  task_index int, task_name text, job_name text, job_version int,"
 		"  stage pipeline.task_stage, job jsonb, params jsonb, sensitive jsonb, labels jsonb,"
 		"  is_parallel boolean, ignore_failed boolean, audit jsonb, confirm jsonb, hooks jsonb,"
-		"  dry_run boolean)"
+		"  dry_run boolean, concurrency_key text, concurrency_limit int)"
 		" ORDER BY x.stage_index, x.task_index",
-		2, {INT8OID, TEXTOID}
+		3, {INT8OID, TEXTOID, INT4OID}
 	};
 	char	   *name;
 	Jsonb	   *params;
@@ -635,6 +704,7 @@ pl_run_pipeline(PG_FUNCTION_ARGS)
 	char	   *run_by;
 	Jsonb	   *labels;
 	char	   *on_busy;
+	int32		priority;
 	PlResolved	r;
 	char	   *seqkey;
 	bool		queued = false;
@@ -654,6 +724,8 @@ pl_run_pipeline(PG_FUNCTION_ARGS)
 		: text_to_cstring(PG_GETARG_TEXT_PP(3));
 	labels = PG_ARGISNULL(4) ? pl_jsonb_from_cstring("{}") : PG_GETARG_JSONB_P(4);
 	on_busy = PG_ARGISNULL(5) ? pstrdup("error") : text_to_cstring(PG_GETARG_TEXT_PP(5));
+	/* priority (SPEC §14): the last argument since 0.3; NULL means the default 0 */
+	priority = (PG_NARGS() > 6 && !PG_ARGISNULL(6)) ? PG_GETARG_INT32(6) : 0;
 	if (strcmp(on_busy, "error") != 0 && strcmp(on_busy, "queue") != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -711,6 +783,7 @@ pl_run_pipeline(PG_FUNCTION_ARGS)
 
 	v[0] = Int64GetDatum(pt);
 	v[1] = CStringGetTextDatum(tasks_json(&r, dry_run));
+	v[2] = Int32GetDatum(priority);
 	pl_exec(&ins_tasks, v, NULL, 0);
 	pl_exec(&ins_specs, v, NULL, 0);
 

@@ -2,7 +2,7 @@
  * transition.c: the one owner of state changes.
  *
  * Layer: transitions (called by the scheduling layer and the API files; calls
- * only storage helpers: util.c, announce.c, jobrow.c, secrets.h)
+ * only storage helpers: util.c, announce.c, jobrow.c, secrets.h, lock.c)
  *
  * Every change of a job task's or a run's stage happens in a statement of
  * this file, and each such statement
@@ -12,7 +12,10 @@
  *     into pipeline.event of the C code (TR_INSERT_EVENT, fed by a CTE "x"
  *     that has the same columns for job task and run events);
  *   - returns what announcing needs, and the function then announces the
- *     event (announce.c: NOTIFY, hook deliveries).
+ *     event (announce.c: NOTIFY, hook deliveries);
+ *   - keeps the runners' queue (pipeline.job_queue) and the concurrency
+ *     slots (pipeline.concurrency_slot) in step with the stage
+ *     (TR_QUEUE_AND_SLOTS, SPEC §14).
  * The retries-left test is written once too (TR_RETRIES_LEFT), for the
  * runner's report (which decides whether a failure retries) and for the
  * automatic retry itself.
@@ -29,6 +32,7 @@
 
 #include "announce.h"
 #include "jobrow.h"
+#include "lock.h"
 #include "secrets.h"
 #include "token.h"
 #include "transition.h"
@@ -95,6 +99,37 @@
 #define TR_ANNOUNCE_COLS \
 	" (SELECT e.id FROM e), (SELECT x.hooks FROM x), (SELECT x.pipeline_task_id FROM x)," \
 	" (SELECT x.new_stage FROM x), (SELECT x.job_task_id FROM x)"
+
+/* Stages in which a task holds a slot of its concurrency key (SPEC §14) */
+#define TR_HOLDS(S) "(" S " IN ('creating', 'active', 'canceling'))"
+
+/*
+ * The runners' queue and the concurrency slots follow the stage of the row
+ * u.r (u.old_stage before), in the statement that changes it: a task that
+ * stops being scheduling leaves pipeline.job_queue, one that becomes
+ * scheduling enters it (with its priority, labels and key), one with a key
+ * that enters creating/active/canceling gets its concurrency_slot row (a
+ * claim checked the limit first, pl_tr_claim; a forced report does not) and
+ * one that leaves them gives it back.  No lock beyond the rows themselves:
+ * both tables' rows of a task are written only by the holder of its T.
+ */
+#define TR_QUEUE_AND_SLOTS \
+	" qd AS (DELETE FROM pipeline.job_queue q USING u" \
+	"  WHERE q.job_task_id = (u.r).id AND u.old_stage = 'scheduling'" \
+	"    AND (u.r).stage <> 'scheduling')," \
+	" qi AS (INSERT INTO pipeline.job_queue (job_task_id, priority, labels, concurrency_key," \
+	"   concurrency_limit)" \
+	"  SELECT (u.r).id, (u.r).priority, (u.r).labels, (u.r).concurrency_key, (u.r).concurrency_limit" \
+	"  FROM u WHERE (u.r).stage = 'scheduling' AND u.old_stage IS DISTINCT FROM 'scheduling'" \
+	"  ON CONFLICT (job_task_id) DO NOTHING)," \
+	" si AS (INSERT INTO pipeline.concurrency_slot (job_task_id, key)" \
+	"  SELECT (u.r).id, (u.r).concurrency_key FROM u" \
+	"  WHERE (u.r).concurrency_key IS NOT NULL AND " TR_HOLDS("(u.r).stage") \
+	"    AND NOT " TR_HOLDS("u.old_stage") \
+	"  ON CONFLICT (job_task_id) DO NOTHING)," \
+	" sd AS (DELETE FROM pipeline.concurrency_slot s USING u" \
+	"  WHERE s.job_task_id = (u.r).id AND (u.r).concurrency_key IS NOT NULL" \
+	"    AND NOT " TR_HOLDS("(u.r).stage") "),"
 
 /* A new attempt: the last attempt's traces are in its events. */
 #define TR_NEW_ATTEMPT \
@@ -176,6 +211,7 @@ pl_tr_job(int64 id, int64 pipeline_task_id, PlStage old_stage,
 		"  start_at = " PL_TR_START_AT_SQL("$2::pipeline.task_stage", "t.start_at") ","
 		"  end_at = " PL_TR_END_AT_SQL("$2::pipeline.task_stage", "t.end_at")
 		" WHERE t.id = $1 RETURNING t AS r, $4::pipeline.task_stage AS old_stage),"
+		TR_QUEUE_AND_SLOTS
 		TR_JOB_EVENT_ROWS("u.old_stage <> (u.r).stage")
 		TR_INSERT_EVENT
 		" SELECT" TR_ANNOUNCE_COLS,
@@ -260,6 +296,7 @@ pl_tr_retry_if_left(int64 id, int64 pipeline_task_id)
 		"  updated_at = now()"
 		" WHERE t.id = $1 AND t.stage = 'failed' AND " TR_RETRIES_LEFT("t")
 		" RETURNING t AS r, 'failed'::pipeline.task_stage AS old_stage),"
+		TR_QUEUE_AND_SLOTS
 		TR_JOB_EVENT_ROWS("true")
 		TR_INSERT_EVENT
 		" SELECT" TR_ANNOUNCE_COLS,
@@ -293,6 +330,7 @@ pl_tr_reopen(int64 id, int64 pipeline_task_id, PlStage old_stage)
 		TR_NEW_ATTEMPT ", gate = NULL, gate_result = '{}', claimed_at = NULL,"
 		"  heartbeat_at = NULL, retry_at = NULL, updated_at = now()"
 		" WHERE t.id = $1 RETURNING t AS r, $2::pipeline.task_stage AS old_stage),"
+		TR_QUEUE_AND_SLOTS
 		TR_JOB_EVENT_ROWS("true")
 		TR_INSERT_EVENT
 		" SELECT" TR_ANNOUNCE_COLS,
@@ -353,6 +391,7 @@ pl_tr_reopen(int64 id, int64 pipeline_task_id, PlStage old_stage)
 	"  token_digest = CASE WHEN k.ns <= 'scheduling' THEN NULL ELSE t.token_digest END" \
 	" FROM k WHERE t.id = k.id" \
 	" RETURNING t AS r, k.old_stage, k.will_retry, k.gate_now)," \
+	TR_QUEUE_AND_SLOTS \
 	TR_JOB_EVENT_ROWS("u.old_stage <> (u.r).stage OR u.gate_now") \
 	TR_INSERT_EVENT \
 	" SELECT u.r, pipeline.mask_params((u.r).params, (u.r).sensitive)," \
@@ -426,20 +465,32 @@ pl_tr_report(const PlReport *in, PlReported *out, MemoryContext outer)
 
 /*
  * Claim one task for a runner: scheduling -> creating, runner recorded, the
- * new token's digest stored, event.  Returns the run, the job, the params
- * handed to the runner (the task's params fixed at run start, overlaid with
- * the run's runtime envs as they are now and the system params) and dry_run,
- * copied into outer.  Caller holds the task's row lock (claim.c).
+ * new token's digest stored, the queue row deleted, event.  Returns the run,
+ * the job, the params handed to the runner (the task's params fixed at run
+ * start, overlaid with the run's runtime envs as they are now and the system
+ * params) and dry_run, copied into outer.  Caller holds the task's row lock
+ * (claim.c) and passes the task's concurrency key (NULL if none).
+ *
+ * A task with a key is claimed only if its slot can be taken: C(key) at once
+ * (lock.c; else false: another claimer is taking a slot of that key right
+ * now) and then, in the claiming statement, whose snapshot is taken after
+ * C(key), fewer than its limit of concurrency_slot rows for the key (else
+ * false: the key is full).  False changes nothing; the task stays scheduling.
  */
-void
-pl_tr_claim(int64 id, const char *runner, const char *token,
+bool
+pl_tr_claim(int64 id, const char *runner, const char *token, const char *key,
 			PlClaimed *out, MemoryContext outer)
 {
 	static PlStmt take = {
 		"WITH u AS ("
 		" UPDATE pipeline.job_task t SET stage = 'creating', runner = $2, token_digest = $3,"
 		"  claimed_at = now(), heartbeat_at = now(), updated_at = now(), retry_at = NULL"
-		" WHERE t.id = $1 RETURNING t AS r, 'scheduling'::pipeline.task_stage AS old_stage),"
+		" WHERE t.id = $1 AND t.stage = 'scheduling'"
+		"   AND (t.concurrency_key IS NULL"
+		"        OR (SELECT count(*) FROM pipeline.concurrency_slot s"
+		"             WHERE s.key = t.concurrency_key) < t.concurrency_limit)"
+		" RETURNING t AS r, 'scheduling'::pipeline.task_stage AS old_stage),"
+		TR_QUEUE_AND_SLOTS
 		" p AS (SELECT p.runtime_envs FROM pipeline.pipeline_task p, u"
 		"        WHERE p.id = (u.r).pipeline_task_id),"
 		TR_JOB_EVENT_ROWS("true")
@@ -458,13 +509,19 @@ pl_tr_claim(int64 id, const char *runner, const char *token,
 	TrAnn		a;
 	MemoryContext old;
 
+	if (key != NULL && !pl_lock_key_try(key))
+		return false;
 	v[0] = Int64GetDatum(id);
 	v[1] = CStringGetTextDatum(runner);
 	v[2] = PointerGetDatum(pl_token_digest(token));
 	v[3] = CStringGetTextDatum(token);
 	pl_exec(&take, v, NULL, 0);
 	if (SPI_processed != 1)
+	{
+		if (key != NULL)
+			return false;		/* the key is full */
 		elog(ERROR, "job task " INT64_FORMAT " vanished while being claimed", id);
+	}
 	out->pipeline_task_id = pl_col_int64(0, 1);
 	old = MemoryContextSwitchTo(outer);
 	out->job = datumCopy(pl_col(0, 2, &isnull), false, -1);
@@ -473,6 +530,7 @@ pl_tr_claim(int64 id, const char *runner, const char *token,
 	out->dry_run = pl_col_bool(0, 4);
 	ann_read(5, &a);
 	ann_do(&a);
+	return true;
 }
 
 /*

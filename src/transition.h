@@ -96,8 +96,12 @@ typedef struct PlClaimed
 	bool		dry_run;
 } PlClaimed;
 
-/* The caller has locked the task row (FOR NO KEY UPDATE SKIP LOCKED). */
-extern void pl_tr_claim(int64 id, const char *runner, const char *token,
+/*
+ * The caller has locked the task row (FOR NO KEY UPDATE SKIP LOCKED) and
+ * passes its concurrency key (NULL if none).  False, with nothing changed, if
+ * the key's slots are all taken or another claimer is taking one right now.
+ */
+extern bool pl_tr_claim(int64 id, const char *runner, const char *token, const char *key,
 						PlClaimed *out, MemoryContext outer);
 
 /* ---- runs (the caller holds R(P), or created the run in this transaction) ---- */
