@@ -294,3 +294,22 @@ SELECT pipeline.run_pipeline('cc_two_stages', priority => 7) AS two \gset
 SELECT task_name, stage_name, priority FROM pipeline.job_task WHERE pipeline_task_id = :two ORDER BY stage_index;
 SELECT regress.cancel_all();
 SELECT regress.queue_and_slots_ok();
+
+-- ================================================================ rows of deleted tasks
+-- job_queue and concurrency_slot have no foreign key (it would lock the job_task row at
+-- every insert): a slot row whose task is gone counts for nothing ...
+SELECT pipeline.run_pipeline('cc_one', '{"ENV": "orphan"}') AS o \gset
+INSERT INTO pipeline.concurrency_slot (job_task_id, key) VALUES (-1, 'cc-deploy-orphan');
+SELECT * FROM regress.claim('cc-runner');
+DELETE FROM pipeline.concurrency_slot WHERE job_task_id = -1;
+SELECT regress.cancel_all();
+-- ... and purge() deletes the slot rows of the canceled runs' tasks still canceling
+SELECT count(*) > 0 AS slots_of_finished_runs FROM pipeline.concurrency_slot s
+  JOIN pipeline.job_task t ON t.id = s.job_task_id JOIN pipeline.pipeline_task p ON p.id = t.pipeline_task_id
+ WHERE p.stage >= 'canceled';
+SELECT pg_sleep(0.01);
+SELECT pipeline.purge('0') > 0 AS purged;
+SELECT count(*) AS slot_rows_left FROM pipeline.concurrency_slot s
+ WHERE NOT EXISTS (SELECT 1 FROM pipeline.job_task t WHERE t.id = s.job_task_id);
+SELECT count(*) AS queue_rows_left FROM pipeline.job_queue q
+ WHERE NOT EXISTS (SELECT 1 FROM pipeline.job_task t WHERE t.id = q.job_task_id);

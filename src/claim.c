@@ -50,6 +50,7 @@ pl_claim_job_tasks(PG_FUNCTION_ARGS)
 		" WHERE q.labels <@ $1 AND q.job_task_id <> ALL ($3)"
 		"   AND (q.concurrency_key IS NULL"
 		"        OR (SELECT count(*) FROM pipeline.concurrency_slot s"
+		"             JOIN pipeline.job_task h ON h.id = s.job_task_id"
 		"             WHERE s.key = q.concurrency_key) < q.concurrency_limit)"
 		"   AND t.stage = 'scheduling' AND (t.retry_at IS NULL OR t.retry_at <= now())"
 		" ORDER BY q.priority DESC, q.job_task_id LIMIT $2"

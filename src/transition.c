@@ -488,6 +488,7 @@ pl_tr_claim(int64 id, const char *runner, const char *token, const char *key,
 		" WHERE t.id = $1 AND t.stage = 'scheduling'"
 		"   AND (t.concurrency_key IS NULL"
 		"        OR (SELECT count(*) FROM pipeline.concurrency_slot s"
+		"             JOIN pipeline.job_task h ON h.id = s.job_task_id"
 		"             WHERE s.key = t.concurrency_key) < t.concurrency_limit)"
 		" RETURNING t AS r, 'scheduling'::pipeline.task_stage AS old_stage),"
 		TR_QUEUE_AND_SLOTS
