@@ -14,8 +14,8 @@
  *   - returns what announcing needs, and the function then announces the
  *     event (announce.c: NOTIFY, hook deliveries);
  *   - keeps the runners' queue (pipeline.job_queue) and the concurrency
- *     slots (pipeline.concurrency_slot) in step with the stage
- *     (TR_QUEUE_AND_SLOTS, SPEC §14).
+ *     slots (pipeline.concurrency_slot) in step with the stage, in the same
+ *     transaction (queue_and_slots(), and the claiming statement; SPEC §14).
  * The retries-left test is written once too (TR_RETRIES_LEFT), for the
  * runner's report (which decides whether a failure retries) and for the
  * automatic retry itself.
@@ -100,36 +100,16 @@
 	" (SELECT e.id FROM e), (SELECT x.hooks FROM x), (SELECT x.pipeline_task_id FROM x)," \
 	" (SELECT x.new_stage FROM x), (SELECT x.job_task_id FROM x)"
 
-/* Stages in which a task holds a slot of its concurrency key (SPEC §14) */
-#define TR_HOLDS(S) "(" S " IN ('creating', 'active', 'canceling'))"
-
 /*
- * The runners' queue and the concurrency slots follow the stage of the row
- * u.r (u.old_stage before), in the statement that changes it: a task that
- * stops being scheduling leaves pipeline.job_queue, one that becomes
- * scheduling enters it (with its priority, labels and key), one with a key
- * that enters creating/active/canceling gets its concurrency_slot row (a
- * claim checked the limit first, pl_tr_claim; a forced report does not) and
- * one that leaves them gives it back.  No lock beyond the rows themselves:
- * both tables' rows of a task are written only by the holder of its T.
+ * The claim's part of the runners' queue and the concurrency slots (SPEC
+ * §14), as CTEs of the claiming statement whose CTE "u" is the claimed row:
+ * its queue row goes, and (keyed claims only) its slot row comes.
  */
-#define TR_QUEUE_AND_SLOTS \
-	" qd AS (DELETE FROM pipeline.job_queue q USING u" \
-	"  WHERE q.job_task_id = (u.r).id AND u.old_stage = 'scheduling'" \
-	"    AND (u.r).stage <> 'scheduling')," \
-	" qi AS (INSERT INTO pipeline.job_queue (job_task_id, priority, labels, concurrency_key," \
-	"   concurrency_limit)" \
-	"  SELECT (u.r).id, (u.r).priority, (u.r).labels, (u.r).concurrency_key, (u.r).concurrency_limit" \
-	"  FROM u WHERE (u.r).stage = 'scheduling' AND u.old_stage IS DISTINCT FROM 'scheduling'" \
-	"  ON CONFLICT (job_task_id) DO NOTHING)," \
+#define TR_CLAIM_LEAVES_QUEUE \
+	" qd AS (DELETE FROM pipeline.job_queue q USING u WHERE q.job_task_id = (u.r).id),"
+#define TR_CLAIM_TAKES_SLOT \
 	" si AS (INSERT INTO pipeline.concurrency_slot (job_task_id, key)" \
-	"  SELECT (u.r).id, (u.r).concurrency_key FROM u" \
-	"  WHERE (u.r).concurrency_key IS NOT NULL AND " TR_HOLDS("(u.r).stage") \
-	"    AND NOT " TR_HOLDS("u.old_stage") \
-	"  ON CONFLICT (job_task_id) DO NOTHING)," \
-	" sd AS (DELETE FROM pipeline.concurrency_slot s USING u" \
-	"  WHERE s.job_task_id = (u.r).id AND (u.r).concurrency_key IS NOT NULL" \
-	"    AND NOT " TR_HOLDS("(u.r).stage") "),"
+	"  SELECT (u.r).id, (u.r).concurrency_key FROM u ON CONFLICT (job_task_id) DO NOTHING),"
 
 /* A new attempt: the last attempt's traces are in its events. */
 #define TR_NEW_ATTEMPT \
@@ -194,6 +174,62 @@ exec_and_announce(PlStmt *stmt, Datum *v, const bool *n)
 	ann_do(&a);
 }
 
+/* Does a task in this stage hold a slot of its concurrency key (SPEC §14)? */
+static bool
+holds_slot(PlStage s)
+{
+	return s == PL_CREATING || s == PL_ACTIVE || s == PL_CANCELING;
+}
+
+/*
+ * The runners' queue (pipeline.job_queue) and the concurrency slots
+ * (pipeline.concurrency_slot) follow a job task's change from old_stage to
+ * new_stage, in the same transaction: a task that becomes scheduling enters
+ * the queue (with its priority, labels and key), one that stops being
+ * scheduling leaves it; a task with a key (keyed) that stops holding a slot
+ * gives it back, and one that starts holding one without a claim (a forced
+ * report) takes it, the limit not checked.  Each statement runs only when
+ * needed, so a change that touches neither costs nothing.  Caller holds the
+ * task's row lock T: both tables' rows of a task are written only by the
+ * holder of its T, so these statements never wait.  Replaces SPI_tuptable.
+ */
+static void
+queue_and_slots(int64 id, PlStage old_stage, PlStage new_stage, bool keyed)
+{
+	static PlStmt enter = {
+		"INSERT INTO pipeline.job_queue (job_task_id, priority, labels, concurrency_key,"
+		"  concurrency_limit)"
+		" SELECT t.id, t.priority, t.labels, t.concurrency_key, t.concurrency_limit"
+		" FROM pipeline.job_task t WHERE t.id = $1 ON CONFLICT (job_task_id) DO NOTHING",
+		1, {INT8OID}
+	};
+	static PlStmt leave = {
+		"DELETE FROM pipeline.job_queue WHERE job_task_id = $1", 1, {INT8OID}
+	};
+	static PlStmt take = {
+		"INSERT INTO pipeline.concurrency_slot (job_task_id, key)"
+		" SELECT t.id, t.concurrency_key FROM pipeline.job_task t"
+		" WHERE t.id = $1 AND t.concurrency_key IS NOT NULL ON CONFLICT (job_task_id) DO NOTHING",
+		1, {INT8OID}
+	};
+	static PlStmt give = {
+		"DELETE FROM pipeline.concurrency_slot WHERE job_task_id = $1", 1, {INT8OID}
+	};
+	Datum		v[1];
+
+	if (old_stage == new_stage)
+		return;
+	v[0] = Int64GetDatum(id);
+	if (new_stage == PL_SCHEDULING)
+		pl_exec(&enter, v, NULL, 0);
+	else if (old_stage == PL_SCHEDULING)
+		pl_exec(&leave, v, NULL, 0);
+	if (keyed && holds_slot(old_stage) && !holds_slot(new_stage))
+		pl_exec(&give, v, NULL, 0);
+	else if (keyed && !holds_slot(old_stage) && holds_slot(new_stage))
+		pl_exec(&take, v, NULL, 0);
+}
+
 /*
  * Change a job task's stage.  Caller holds the task's row lock (or is about
  * to change a row nobody else may lock, see lock.c).  The gate clears when
@@ -211,20 +247,28 @@ pl_tr_job(int64 id, int64 pipeline_task_id, PlStage old_stage,
 		"  start_at = " PL_TR_START_AT_SQL("$2::pipeline.task_stage", "t.start_at") ","
 		"  end_at = " PL_TR_END_AT_SQL("$2::pipeline.task_stage", "t.end_at")
 		" WHERE t.id = $1 RETURNING t AS r, $4::pipeline.task_stage AS old_stage),"
-		TR_QUEUE_AND_SLOTS
 		TR_JOB_EVENT_ROWS("u.old_stage <> (u.r).stage")
 		TR_INSERT_EVENT
-		" SELECT" TR_ANNOUNCE_COLS,
+		" SELECT" TR_ANNOUNCE_COLS ", (SELECT (u.r).concurrency_key IS NOT NULL FROM u)",
 		4, {INT8OID, TEXTOID, TEXTOID, TEXTOID}
 	};
 	Datum		v[4];
 	bool		n[4] = {false, false, message == NULL, false};
+	bool		keyed;
+	bool		isnull;
+	Datum		d;
+	TrAnn		a;
 
 	v[0] = Int64GetDatum(id);
 	v[1] = CStringGetTextDatum(pl_stage_names[new_stage]);
 	v[2] = message ? CStringGetTextDatum(message) : (Datum) 0;
 	v[3] = CStringGetTextDatum(pl_stage_names[old_stage]);
-	exec_and_announce(&upd, v, n);
+	pl_exec(&upd, v, n, 1);
+	ann_read(1, &a);
+	d = pl_col(0, 6, &isnull);
+	keyed = !isnull && DatumGetBool(d);
+	queue_and_slots(id, old_stage, new_stage, keyed);
+	ann_do(&a);
 }
 
 /* An event for a task whose stage stays.  Caller holds the task's row lock. */
@@ -296,7 +340,6 @@ pl_tr_retry_if_left(int64 id, int64 pipeline_task_id)
 		"  updated_at = now()"
 		" WHERE t.id = $1 AND t.stage = 'failed' AND " TR_RETRIES_LEFT("t")
 		" RETURNING t AS r, 'failed'::pipeline.task_stage AS old_stage),"
-		TR_QUEUE_AND_SLOTS
 		TR_JOB_EVENT_ROWS("true")
 		TR_INSERT_EVENT
 		" SELECT" TR_ANNOUNCE_COLS,
@@ -311,6 +354,7 @@ pl_tr_retry_if_left(int64 id, int64 pipeline_task_id)
 	ann_read(1, &a);
 	if (!a.any)
 		return false;
+	queue_and_slots(id, PL_FAILED, PL_SCHEDULING, false);	/* a failed task holds no slot */
 	ann_do(&a);
 	return true;
 }
@@ -330,17 +374,21 @@ pl_tr_reopen(int64 id, int64 pipeline_task_id, PlStage old_stage)
 		TR_NEW_ATTEMPT ", gate = NULL, gate_result = '{}', claimed_at = NULL,"
 		"  heartbeat_at = NULL, retry_at = NULL, updated_at = now()"
 		" WHERE t.id = $1 RETURNING t AS r, $2::pipeline.task_stage AS old_stage),"
-		TR_QUEUE_AND_SLOTS
 		TR_JOB_EVENT_ROWS("true")
 		TR_INSERT_EVENT
 		" SELECT" TR_ANNOUNCE_COLS,
 		2, {INT8OID, TEXTOID}
 	};
 	Datum		v[2];
+	TrAnn		a;
 
 	v[0] = Int64GetDatum(id);
 	v[1] = CStringGetTextDatum(pl_stage_names[old_stage]);
-	exec_and_announce(&q, v, NULL);
+	pl_exec(&q, v, NULL, 1);
+	ann_read(1, &a);
+	/* from a finished stage (it holds no slot) back to pending */
+	queue_and_slots(id, old_stage, PL_PENDING, false);
+	ann_do(&a);
 }
 
 /*
@@ -391,14 +439,14 @@ pl_tr_reopen(int64 id, int64 pipeline_task_id, PlStage old_stage)
 	"  token_digest = CASE WHEN k.ns <= 'scheduling' THEN NULL ELSE t.token_digest END" \
 	" FROM k WHERE t.id = k.id" \
 	" RETURNING t AS r, k.old_stage, k.will_retry, k.gate_now)," \
-	TR_QUEUE_AND_SLOTS \
 	TR_JOB_EVENT_ROWS("u.old_stage <> (u.r).stage OR u.gate_now") \
 	TR_INSERT_EVENT \
 	" SELECT u.r, pipeline.mask_params((u.r).params, (u.r).sensitive)," \
 	"  pipeline.mask_params((u.r).runtime_envs, (u.r).sensitive)," \
 	TR_ANNOUNCE_COLS "," \
 	"  (u.r).ignore_failed, (u.r).gate IS NOT NULL, (u.r).message," \
-	"  u.old_stage, (u.r).stage, u.will_retry, (u.r).pipeline_task_id, (u.r).stage_index" \
+	"  u.old_stage, (u.r).stage, u.will_retry, (u.r).pipeline_task_id, (u.r).stage_index," \
+	"  (u.r).concurrency_key IS NOT NULL" \
 	" FROM u"
 
 /*
@@ -459,9 +507,35 @@ pl_tr_report(const PlReport *in, PlReported *out, MemoryContext outer)
 	(void) pl_col(0, 15, &isnull);
 	out->pipeline_task_id = isnull ? 0 : pl_col_int64(0, 15);
 	out->stage_index = pl_col_int32(0, 16);
+	queue_and_slots(in->id, out->old_stage, out->new_stage, pl_col_bool(0, 17));
 	ann_do(&a);
 	return true;
 }
+
+/*
+ * The claiming statement; LIMIT_SQL (the keyed claim's limit check, in the
+ * UPDATE's WHERE) and SLOT_CTE (its slot row) are empty for a task without a
+ * key.
+ */
+#define TR_CLAIM_SQL(LIMIT_SQL, SLOT_CTE) \
+	"WITH u AS (" \
+	" UPDATE pipeline.job_task t SET stage = 'creating', runner = $2, token_digest = $3," \
+	"  claimed_at = now(), heartbeat_at = now(), updated_at = now(), retry_at = NULL" \
+	" WHERE t.id = $1 AND t.stage = 'scheduling'" LIMIT_SQL \
+	" RETURNING t AS r, 'scheduling'::pipeline.task_stage AS old_stage)," \
+	TR_CLAIM_LEAVES_QUEUE \
+	SLOT_CTE \
+	" p AS (SELECT p.runtime_envs FROM pipeline.pipeline_task p, u" \
+	"        WHERE p.id = (u.r).pipeline_task_id)," \
+	TR_JOB_EVENT_ROWS("true") \
+	TR_INSERT_EVENT \
+	" SELECT (u.r).pipeline_task_id," \
+	"  (SELECT s.job FROM pipeline.job_task_spec s WHERE s.job_task_id = (u.r).id)," \
+	"  (u.r).params || COALESCE((SELECT p.runtime_envs FROM p), '{}') || pg_catalog.jsonb_build_object(" \
+	"    'JOB_TASK_ID', (u.r).id::text, 'PIPELINE_TASK_ID', (u.r).pipeline_task_id::text," \
+	"    'JOB_TASK_UPDATE_TOKEN', $4::text)," \
+	"  (u.r).dry_run," TR_ANNOUNCE_COLS \
+	" FROM u"
 
 /*
  * Claim one task for a runner: scheduling -> creating, runner recorded, the
@@ -482,27 +556,14 @@ pl_tr_claim(int64 id, const char *runner, const char *token, const char *key,
 			PlClaimed *out, MemoryContext outer)
 {
 	static PlStmt take = {
-		"WITH u AS ("
-		" UPDATE pipeline.job_task t SET stage = 'creating', runner = $2, token_digest = $3,"
-		"  claimed_at = now(), heartbeat_at = now(), updated_at = now(), retry_at = NULL"
-		" WHERE t.id = $1 AND t.stage = 'scheduling'"
-		"   AND (t.concurrency_key IS NULL"
-		"        OR (SELECT count(*) FROM pipeline.concurrency_slot s"
-		"             JOIN pipeline.job_task h ON h.id = s.job_task_id"
-		"             WHERE s.key = t.concurrency_key) < t.concurrency_limit)"
-		" RETURNING t AS r, 'scheduling'::pipeline.task_stage AS old_stage),"
-		TR_QUEUE_AND_SLOTS
-		" p AS (SELECT p.runtime_envs FROM pipeline.pipeline_task p, u"
-		"        WHERE p.id = (u.r).pipeline_task_id),"
-		TR_JOB_EVENT_ROWS("true")
-		TR_INSERT_EVENT
-		" SELECT (u.r).pipeline_task_id,"
-		"  (SELECT s.job FROM pipeline.job_task_spec s WHERE s.job_task_id = (u.r).id),"
-		"  (u.r).params || COALESCE((SELECT p.runtime_envs FROM p), '{}') || pg_catalog.jsonb_build_object("
-		"    'JOB_TASK_ID', (u.r).id::text, 'PIPELINE_TASK_ID', (u.r).pipeline_task_id::text,"
-		"    'JOB_TASK_UPDATE_TOKEN', $4::text),"
-		"  (u.r).dry_run," TR_ANNOUNCE_COLS
-		" FROM u",
+		TR_CLAIM_SQL("", ""),
+		4, {INT8OID, TEXTOID, BYTEAOID, TEXTOID}
+	};
+	static PlStmt take_keyed = {
+		TR_CLAIM_SQL("   AND (SELECT count(*) FROM pipeline.concurrency_slot s"
+					 "        JOIN pipeline.job_task h ON h.id = s.job_task_id"
+					 "        WHERE s.key = t.concurrency_key) < t.concurrency_limit",
+					 TR_CLAIM_TAKES_SLOT),
 		4, {INT8OID, TEXTOID, BYTEAOID, TEXTOID}
 	};
 	Datum		v[4];
@@ -516,7 +577,7 @@ pl_tr_claim(int64 id, const char *runner, const char *token, const char *key,
 	v[1] = CStringGetTextDatum(runner);
 	v[2] = PointerGetDatum(pl_token_digest(token));
 	v[3] = CStringGetTextDatum(token);
-	pl_exec(&take, v, NULL, 0);
+	pl_exec(key ? &take_keyed : &take, v, NULL, 0);
 	if (SPI_processed != 1)
 	{
 		if (key != NULL)
