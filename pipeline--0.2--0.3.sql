@@ -112,6 +112,19 @@ END
 $do$;
 DROP TABLE pl_upgrade_run_grants;
 
+-- job_tasks shows each task's priority and concurrency key (last columns)
+CREATE OR REPLACE VIEW job_tasks AS
+SELECT t.id, t.pipeline_task_id, t.stage_index, t.stage_name, t.task_index, t.task_name,
+       t.job_name, t.job_version, t.stage, t.message, t.detail, t.extension,
+       mask_params(t.runtime_envs, t.sensitive) AS runtime_envs,
+       t.runner, t.attempt, t.dry_run, t.created_at, t.start_at, t.end_at,
+       mask_params(t.params, t.sensitive) AS params,
+       t.labels, t.is_parallel, t.ignore_failed, t.audit, t.confirm, t.gate, t.gate_result,
+       t.heartbeat_at, t.updated_at,
+       t.end_at - t.start_at AS duration,
+       t.priority, t.concurrency_key
+  FROM job_task t;
+
 CREATE OR REPLACE VIEW stats AS
 SELECT
     (SELECT COALESCE(jsonb_object_agg(stage, n), '{}') FROM

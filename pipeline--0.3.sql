@@ -714,7 +714,8 @@ SELECT t.id, t.pipeline_task_id, t.stage_index, t.stage_name, t.task_index, t.ta
        mask_params(t.params, t.sensitive) AS params,
        t.labels, t.is_parallel, t.ignore_failed, t.audit, t.confirm, t.gate, t.gate_result,
        t.heartbeat_at, t.updated_at,
-       t.end_at - t.start_at AS duration
+       t.end_at - t.start_at AS duration,
+       t.priority, t.concurrency_key
   FROM job_task t;
 
 CREATE VIEW pipeline_tasks AS

@@ -291,7 +291,7 @@ SELECT pipeline.define_pipeline('{"name": "cc_two_stages", "stages": [
   {"name": "a", "tasks": [{"name": "t", "job": "cc_build"}]},
   {"name": "b", "tasks": [{"name": "t", "job": "cc_build"}]}]}') AS version;
 SELECT pipeline.run_pipeline('cc_two_stages', priority => 7) AS two \gset
-SELECT task_name, stage_name, priority FROM pipeline.job_task WHERE pipeline_task_id = :two ORDER BY stage_index;
+SELECT task_name, stage_name, priority, concurrency_key FROM pipeline.job_tasks WHERE pipeline_task_id = :two ORDER BY stage_index;
 SELECT regress.cancel_all();
 SELECT regress.queue_and_slots_ok();
 
