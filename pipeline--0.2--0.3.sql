@@ -324,3 +324,145 @@ BEGIN
     END LOOP;
 END
 $do$;
+
+-- ---------------------------------------------------------------------------
+-- Issue 13 items 1-2 (SPEC §14): concurrency keys and priorities.  Job tasks carry their
+-- run's priority and their concurrency key and limit; the runners' queue becomes the table
+-- job_queue (its partial index job_task_queue_idx on job_task goes: its predicate named
+-- stage, which made every status update non-HOT); concurrency_slot holds the slots in use;
+-- run_pipeline gets a last parameter priority; stats gets three columns at its end.
+
+ALTER TABLE job_task ADD COLUMN priority int NOT NULL DEFAULT 0;
+ALTER TABLE job_task ADD COLUMN concurrency_key text;
+ALTER TABLE job_task ADD COLUMN concurrency_limit int;
+
+CREATE TABLE job_queue (
+    job_task_id       bigint      PRIMARY KEY,         -- no foreign key: see below
+    priority          int         NOT NULL,
+    labels            jsonb       NOT NULL,            -- labels a runner must have
+    concurrency_key   text,
+    concurrency_limit int
+);
+CREATE INDEX job_queue_pick_idx ON job_queue (priority DESC, job_task_id);
+-- tasks waiting for a runner at upgrade time stay claimable
+INSERT INTO job_queue (job_task_id, priority, labels)
+SELECT id, priority, labels FROM job_task WHERE stage = 'scheduling';
+
+CREATE TABLE concurrency_slot (
+    job_task_id       bigint      PRIMARY KEY,         -- no foreign key: see below
+    key               text        NOT NULL
+);
+CREATE INDEX concurrency_slot_key_idx ON concurrency_slot (key);
+-- Neither table has a foreign key to job_task: its check would lock the job_task row just
+-- written (FOR KEY SHARE: one more WAL record and lock per task, measured at about a third
+-- of the keyed lifecycle's throughput).  Readers join job_task (a row of a deleted task
+-- counts for nothing), and purge() deletes the rows of the tasks it deletes.
+
+DROP INDEX job_task_queue_idx;
+
+-- purge() also deletes the queue and slot rows of the tasks it deletes
+CREATE OR REPLACE FUNCTION purge(older_than interval) RETURNS bigint
+    LANGUAGE plpgsql VOLATILE AS $fn$
+DECLARE
+    n bigint;
+    doomed bigint[];
+BEGIN
+    IF older_than IS NULL THEN
+        RAISE EXCEPTION 'purge: older_than must not be null' USING ERRCODE = '22004';
+    END IF;
+    IF older_than < interval '0' THEN
+        RAISE EXCEPTION 'purge: older_than must be a non-negative interval' USING ERRCODE = '22023';
+    END IF;
+    doomed := ARRAY(SELECT p.id FROM pipeline.pipeline_task p
+                     WHERE p.stage >= 'canceled' AND p.end_at < now() - older_than
+                     ORDER BY p.id FOR UPDATE SKIP LOCKED);
+    n := cardinality(doomed);
+    DELETE FROM pipeline.hook_delivery d WHERE d.pipeline_task_id = ANY (doomed);
+    DELETE FROM pipeline.event_store e WHERE e.pipeline_task_id = ANY (doomed);
+    DELETE FROM pipeline.job_task_log l USING pipeline.job_task t
+     WHERE l.job_task_id = t.id AND t.pipeline_task_id = ANY (doomed);
+    -- (a canceled run's task may still be canceling and hold its concurrency slot)
+    DELETE FROM pipeline.concurrency_slot s USING pipeline.job_task t
+     WHERE s.job_task_id = t.id AND t.pipeline_task_id = ANY (doomed);
+    DELETE FROM pipeline.job_queue q USING pipeline.job_task t
+     WHERE q.job_task_id = t.id AND t.pipeline_task_id = ANY (doomed);
+    DELETE FROM pipeline.pipeline_task p WHERE p.id = ANY (doomed);
+    RETURN n;
+END
+$fn$;
+ALTER FUNCTION purge(interval) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+
+SELECT pg_catalog.pg_extension_config_dump('job_queue', '');
+SELECT pg_catalog.pg_extension_config_dump('concurrency_slot', '');
+REVOKE ALL ON job_queue, concurrency_slot FROM PUBLIC;
+
+-- run_pipeline(..., priority int DEFAULT 0): a new signature.  The roles that could execute
+-- the old one may execute the new one (their grants would go with the old function).
+CREATE TEMP TABLE pl_upgrade_run_grants AS
+SELECT a.grantee::regrole::text AS grantee
+  FROM pg_proc p, aclexplode(p.proacl) a
+ WHERE p.oid = 'pipeline.run_pipeline(text, jsonb, boolean, text, jsonb, text)'::regprocedure
+   AND a.privilege_type = 'EXECUTE' AND a.grantee <> 0 AND a.grantee <> p.proowner;
+DROP FUNCTION run_pipeline(text, jsonb, boolean, text, jsonb, text);
+CREATE FUNCTION run_pipeline(pipeline text, params jsonb DEFAULT '{}',
+                             dry_run boolean DEFAULT false,
+                             run_by text DEFAULT current_user,
+                             labels jsonb DEFAULT '{}',
+                             on_busy text DEFAULT 'error',
+                             priority int DEFAULT 0)
+    RETURNS bigint
+    AS 'MODULE_PATHNAME', 'pl_run_pipeline' LANGUAGE C VOLATILE;
+ALTER FUNCTION run_pipeline(text, jsonb, boolean, text, jsonb, text, int)
+    SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+REVOKE ALL ON FUNCTION run_pipeline(text, jsonb, boolean, text, jsonb, text, int) FROM PUBLIC;
+DO $do$
+DECLARE
+    g text;
+BEGIN
+    FOR g IN SELECT grantee FROM pl_upgrade_run_grants LOOP
+        EXECUTE format('GRANT EXECUTE ON FUNCTION pipeline.run_pipeline(text, jsonb, boolean, text, jsonb, text, int) TO %I', g);
+    END LOOP;
+END
+$do$;
+DROP TABLE pl_upgrade_run_grants;
+
+-- job_tasks shows each task's priority and concurrency key (last columns)
+CREATE OR REPLACE VIEW job_tasks AS
+SELECT t.id, t.pipeline_task_id, t.stage_index, t.stage_name, t.task_index, t.task_name,
+       t.job_name, t.job_version, t.stage, t.message, t.detail, t.extension,
+       mask_params(t.runtime_envs, t.sensitive) AS runtime_envs,
+       t.runner, t.attempt, t.dry_run, t.created_at, t.start_at, t.end_at,
+       mask_params(t.params, t.sensitive) AS params,
+       t.labels, t.is_parallel, t.ignore_failed, t.audit, t.confirm, t.gate, t.gate_result,
+       t.heartbeat_at, t.updated_at,
+       t.end_at - t.start_at AS duration,
+       t.needs, t.needs_left, COALESCE(t.run_when, 'on_success') AS run_when, t.blocking,
+       t.priority, t.concurrency_key
+  FROM job_task t;
+
+CREATE OR REPLACE VIEW stats AS
+SELECT
+    (SELECT COALESCE(jsonb_object_agg(stage, n), '{}') FROM
+        (SELECT stage, count(*) AS n FROM pipeline_task GROUP BY stage) r) AS runs_by_stage,
+    (SELECT COALESCE(jsonb_object_agg(stage, n), '{}') FROM
+        (SELECT stage, count(*) AS n FROM job_task GROUP BY stage) t) AS tasks_by_stage,
+    (SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM rejected_token_seq) AS rejected_tokens,
+    (SELECT COALESCE(jsonb_object_agg(status, n), '{}') FROM
+        (SELECT status, count(*) AS n FROM hook_delivery GROUP BY status) d) AS deliveries_by_status,
+    (SELECT now() - min(t.updated_at) FROM job_queue q JOIN job_task t ON t.id = q.job_task_id
+      WHERE t.stage = 'scheduling') AS oldest_waiting_task_age,
+    (SELECT count(*) FROM job_task WHERE gate IS NOT NULL) AS tasks_at_gates,
+    -- event ids handed out so far (a counter for /metrics; purge() does not lower it)
+    (SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM event_id_seq) AS events_written,
+    -- SPEC §14: tasks waiting for a runner per priority and per concurrency key, and the
+    -- concurrency slots in use per key
+    (SELECT COALESCE(jsonb_object_agg(priority, n), '{}') FROM
+        (SELECT q.priority, count(*) AS n FROM job_queue q JOIN job_task t ON t.id = q.job_task_id
+          WHERE t.stage = 'scheduling' GROUP BY q.priority) w) AS waiting_by_priority,
+    (SELECT COALESCE(jsonb_object_agg(concurrency_key, n), '{}') FROM
+        (SELECT q.concurrency_key, count(*) AS n FROM job_queue q JOIN job_task t ON t.id = q.job_task_id
+          WHERE t.stage = 'scheduling' AND q.concurrency_key IS NOT NULL
+          GROUP BY q.concurrency_key) w) AS waiting_by_concurrency_key,
+    (SELECT COALESCE(jsonb_object_agg(key, n), '{}') FROM
+        (SELECT s.key, count(*) AS n FROM concurrency_slot s JOIN job_task t ON t.id = s.job_task_id
+          GROUP BY s.key) s) AS running_by_concurrency_key;

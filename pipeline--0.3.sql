@@ -111,7 +111,12 @@ CREATE TABLE job_task (
     downstream       bigint[],                    -- ids of the job tasks that need it
     needs_left       int,                         -- needed tasks not resolved yet; -1: resolved itself
     run_when         text        CHECK (run_when IN ('on_success', 'manual', 'always', 'on_failure')),
-    blocking         boolean     NOT NULL DEFAULT false  -- a manual task that holds its run
+    blocking         boolean     NOT NULL DEFAULT false, -- a manual task that holds its run
+    -- SPEC §14 (issue 13), fixed when the run starts: the run's priority, the task's
+    -- concurrency key (after $NAME substitution) and its limit, NULL without one
+    priority         int         NOT NULL DEFAULT 0,
+    concurrency_key  text,
+    concurrency_limit int
 ) WITH (fillfactor = 80);
 -- fillfactor 80 (issue 12): room on each page for the new versions of its rows,
 -- so that an update whose changed columns are in no index key or predicate
@@ -132,10 +137,38 @@ CREATE INDEX job_task_run_idx ON job_task (pipeline_task_id, stage_index, task_i
 -- tasks that still hold their stage open: next_run and advancing read only this
 CREATE INDEX job_task_open_idx ON job_task (pipeline_task_id, stage_index, task_index)
     WHERE stage < 'canceled' OR gate IS NOT NULL;
--- the runners' queue
-CREATE INDEX job_task_queue_idx ON job_task (id) WHERE stage = 'scheduling';
+-- (the runners' queue is the table job_queue below, not an index on job_task: an index
+-- whose predicate names stage would make every status update of job_task non-HOT)
 -- (reap() finds running tasks through job_task_open_idx: one index fewer to
 -- maintain on every stage change, and open tasks are few)
+
+-- The runners' queue (SPEC §9, §14; src/claim.c): one row per job task whose stage is
+-- 'scheduling', inserted by the transition that makes it scheduling and deleted by the one
+-- that ends it (claim, cancel, skip), in the same statement (src/transition.c, the only
+-- writer).  Claims read it in (priority DESC, job_task_id) order and lock the job_task row
+-- (job_task.stage stays the truth: a claim takes a row only if its task is scheduling).
+CREATE TABLE job_queue (
+    job_task_id       bigint      PRIMARY KEY,         -- no foreign key: see below
+    priority          int         NOT NULL,
+    labels            jsonb       NOT NULL,            -- labels a runner must have
+    concurrency_key   text,
+    concurrency_limit int
+);
+CREATE INDEX job_queue_pick_idx ON job_queue (priority DESC, job_task_id);
+
+-- Concurrency slots in use (SPEC §14): one row per job task with a concurrency key that is
+-- creating, active or canceling.  A claim inserts it (src/transition.c, under the key's lock,
+-- src/lock.c) if fewer than the limit exist; the transition that takes the task out of those
+-- stages deletes it in the same statement.
+CREATE TABLE concurrency_slot (
+    job_task_id       bigint      PRIMARY KEY,         -- no foreign key: see below
+    key               text        NOT NULL
+);
+CREATE INDEX concurrency_slot_key_idx ON concurrency_slot (key);
+-- Neither table has a foreign key to job_task: its check would lock the job_task row just
+-- written (FOR KEY SHARE: one more WAL record and lock per task, measured at about a third
+-- of the keyed lifecycle's throughput).  Readers join job_task (a row of a deleted task
+-- counts for nothing), and purge() deletes the rows of the tasks it deletes.
 
 -- The outbox: one row per stage change, written in the changing transaction
 -- (src/transition.c).  Issue 12: a job task event's row is slim: its
@@ -260,6 +293,8 @@ SELECT pg_catalog.pg_extension_config_dump('schedule', '');
 SELECT pg_catalog.pg_extension_config_dump('job_task_log', '');
 SELECT pg_catalog.pg_extension_config_dump('job_task_log_seq_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('rejected_token_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('job_queue', '');
+SELECT pg_catalog.pg_extension_config_dump('concurrency_slot', '');
 
 -- ---------------------------------------------------------------------------
 -- Definitions (src/definition.c)
@@ -274,7 +309,8 @@ CREATE FUNCTION run_pipeline(pipeline text, params jsonb DEFAULT '{}',
                              dry_run boolean DEFAULT false,
                              run_by text DEFAULT current_user,
                              labels jsonb DEFAULT '{}',
-                             on_busy text DEFAULT 'error')
+                             on_busy text DEFAULT 'error',
+                             priority int DEFAULT 0)
     RETURNS bigint
     AS 'MODULE_PATHNAME', 'pl_run_pipeline' LANGUAGE C VOLATILE;
 
@@ -544,6 +580,11 @@ BEGIN
     DELETE FROM pipeline.event_store e WHERE e.pipeline_task_id = ANY (doomed);
     DELETE FROM pipeline.job_task_log l USING pipeline.job_task t
      WHERE l.job_task_id = t.id AND t.pipeline_task_id = ANY (doomed);
+    -- (a canceled run's task may still be canceling and hold its concurrency slot)
+    DELETE FROM pipeline.concurrency_slot s USING pipeline.job_task t
+     WHERE s.job_task_id = t.id AND t.pipeline_task_id = ANY (doomed);
+    DELETE FROM pipeline.job_queue q USING pipeline.job_task t
+     WHERE q.job_task_id = t.id AND t.pipeline_task_id = ANY (doomed);
     DELETE FROM pipeline.pipeline_task p WHERE p.id = ANY (doomed);
     RETURN n;
 END
@@ -746,7 +787,8 @@ SELECT t.id, t.pipeline_task_id, t.stage_index, t.stage_name, t.task_index, t.ta
        t.labels, t.is_parallel, t.ignore_failed, t.audit, t.confirm, t.gate, t.gate_result,
        t.heartbeat_at, t.updated_at,
        t.end_at - t.start_at AS duration,
-       t.needs, t.needs_left, COALESCE(t.run_when, 'on_success') AS run_when, t.blocking
+       t.needs, t.needs_left, COALESCE(t.run_when, 'on_success') AS run_when, t.blocking,
+       t.priority, t.concurrency_key
   FROM job_task t;
 
 CREATE VIEW pipeline_tasks AS
@@ -784,10 +826,23 @@ SELECT
     (SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM rejected_token_seq) AS rejected_tokens,
     (SELECT COALESCE(jsonb_object_agg(status, n), '{}') FROM
         (SELECT status, count(*) AS n FROM hook_delivery GROUP BY status) d) AS deliveries_by_status,
-    (SELECT now() - min(updated_at) FROM job_task WHERE stage = 'scheduling') AS oldest_waiting_task_age,
+    (SELECT now() - min(t.updated_at) FROM job_queue q JOIN job_task t ON t.id = q.job_task_id
+      WHERE t.stage = 'scheduling') AS oldest_waiting_task_age,
     (SELECT count(*) FROM job_task WHERE gate IS NOT NULL) AS tasks_at_gates,
     -- event ids handed out so far (a counter for /metrics; purge() does not lower it)
-    (SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM event_id_seq) AS events_written;
+    (SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM event_id_seq) AS events_written,
+    -- SPEC §14: tasks waiting for a runner per priority and per concurrency key, and the
+    -- concurrency slots in use per key
+    (SELECT COALESCE(jsonb_object_agg(priority, n), '{}') FROM
+        (SELECT q.priority, count(*) AS n FROM job_queue q JOIN job_task t ON t.id = q.job_task_id
+          WHERE t.stage = 'scheduling' GROUP BY q.priority) w) AS waiting_by_priority,
+    (SELECT COALESCE(jsonb_object_agg(concurrency_key, n), '{}') FROM
+        (SELECT q.concurrency_key, count(*) AS n FROM job_queue q JOIN job_task t ON t.id = q.job_task_id
+          WHERE t.stage = 'scheduling' AND q.concurrency_key IS NOT NULL
+          GROUP BY q.concurrency_key) w) AS waiting_by_concurrency_key,
+    (SELECT COALESCE(jsonb_object_agg(key, n), '{}') FROM
+        (SELECT s.key, count(*) AS n FROM concurrency_slot s JOIN job_task t ON t.id = s.job_task_id
+          GROUP BY s.key) s) AS running_by_concurrency_key;
 
 -- Latest version of each definition.
 CREATE VIEW jobs AS

@@ -16,6 +16,11 @@
 #                             one update_job_task_statuses call with their 50 reports), 8
 #                             clients on 100-wide parallel runs, ratio to baseline/3;
 #                             lifecycle_batched_vs_best_peer: over the faster peer (--peers)
+#   claims_keys100_ratio      SPEC §14: the same lifecycle on 100-wide parallel runs whose
+#                             tasks carry 100 concurrency keys (limit 1, one key per task of a
+#                             run, shared across runs), over the same runs without keys
+#                             (claims_nokeys_tasks_per_s, claims_keys100_tasks_per_s); target
+#                             >= 0.8.  Measured alternately, CLAIM_ROUNDS rounds each.
 #   long_reader_lifecycle_ratio     the coalesced parallel lifecycle with a REPEATABLE READ
 #                             transaction open the whole time (its snapshot pins the vacuum
 #                             horizon: no dead tuple can be pruned) over the same without it,
@@ -132,6 +137,34 @@ section_lifecycle() {
 			failed lifecycle_serial_tasks_per_s "setup failed"
 		fi
 	fi
+}
+
+# ---- claims with 100 concurrency keys in play, over claims without keys (SPEC §14)
+section_claim_keys() {
+	local r nokeys=0 keys=0 ratio
+	need_baseline || { failed claims_keys100_ratio "no baseline"; return; }
+	for ((r = 1; r <= CLAIM_ROUNDS; r++)); do
+		fresh_db && q "SELECT bench_define('par100', ARRAY[100], true)" >/dev/null &&
+			lifecycle_measure claims_nokeys_tasks_per_s par100 100 $((CLIENTS * 2)) ||
+			{ failed claims_keys100_ratio "the lifecycle without keys failed"; return; }
+		nokeys=$(calc "$nokeys + $LC_RATE")
+		fresh_db && q "SELECT bench_define_keyed('par100k', 100, 100, 1)" >/dev/null &&
+			lifecycle_measure claims_keys100_tasks_per_s par100k 100 $((CLIENTS * 2)) ||
+			{ failed claims_keys100_ratio "the lifecycle with keys failed"; return; }
+		keys=$(calc "$keys + $LC_RATE")
+		# the limit held: no key ever had two tasks running (every slot row is one task's)
+		if [[ $(q "SELECT count(*) FROM (SELECT key FROM pipeline.concurrency_slot GROUP BY key HAVING count(*) > 1) k") != 0 ]]; then
+			failed claims_keys100_ratio "a key had more slots in use than its limit"
+			return
+		fi
+	done
+	nokeys=$(calc "$nokeys / $CLAIM_ROUNDS")
+	keys=$(calc "$keys / $CLAIM_ROUNDS")
+	ratio=$(calc "$keys / $nokeys")
+	figure claims_nokeys_tasks_per_s "$(fmt "$nokeys" 0)" tasks/s "$(fmt "$(calc "$nokeys / ($BASELINE / 3)")" 2)"
+	figure claims_keys100_tasks_per_s "$(fmt "$keys" 0)" tasks/s "$(fmt "$(calc "$keys / ($BASELINE / 3)")" 2)"
+	figure claims_keys100_ratio "$(fmt "$ratio" 2)" ratio "$(fmt "$ratio" 2)" "≥ 0.8 × without keys" \
+		"$(holds "$ratio" '>=' 0.8)"
 }
 
 # ---- lifecycle_batched: start-on-claim, claims of 50, reports in batches of 50, 8 clients

@@ -21,6 +21,21 @@ LANGUAGE sql AS $$
                      FROM generate_series(0, cardinality(tasks) - 1) s)))
 $$;
 
+-- Define a pipeline of one parallel stage of `tasks` tasks of job noop, task t with the
+-- concurrency key 'bench-' || (t % keys) and the given limit (SPEC §14).
+CREATE FUNCTION bench_define_keyed(name text, tasks int, keys int, lim int) RETURNS int
+LANGUAGE sql AS $$
+    SELECT pipeline.define_pipeline(jsonb_build_object(
+        'name', name,
+        'stages', jsonb_build_array(jsonb_build_object(
+            'name', 's0', 'is_parallel', true,
+            'tasks', (SELECT jsonb_agg(jsonb_build_object(
+                                'name', 't' || t, 'job', 'noop',
+                                'concurrency', jsonb_build_object('key', 'bench-' || (t % keys), 'limit', lim))
+                              ORDER BY t)
+                        FROM generate_series(0, tasks - 1) t)))))
+$$;
+
 -- Put a serial run (one task per stage) at "k stages finished": stages < k succeeded,
 -- stage k scheduling, the rest pending.  Direct writes: no events.
 CREATE FUNCTION bench_position(p bigint, k int) RETURNS void

@@ -27,7 +27,9 @@ SELECT md5(concat_ws(' | ',
     (SELECT string_agg(x::text, ',' ORDER BY job_task_id) FROM pipeline.job_task_spec x),
     (SELECT string_agg(x::text, ',' ORDER BY id) FROM pipeline.event x),
     (SELECT string_agg(x::text, ',' ORDER BY id) FROM pipeline.hook_delivery x),
-    (SELECT string_agg(x::text, ',' ORDER BY job_task_id, seq) FROM pipeline.job_task_log x)))
+    (SELECT string_agg(x::text, ',' ORDER BY job_task_id, seq) FROM pipeline.job_task_log x),
+    (SELECT string_agg(x::text, ',' ORDER BY job_task_id) FROM pipeline.job_queue x),
+    (SELECT string_agg(x::text, ',' ORDER BY job_task_id) FROM pipeline.concurrency_slot x)))
 $$;
 
 -- An error message with ids replaced by names: err(msg, id1, 'NAME1', id2, 'NAME2', ...)

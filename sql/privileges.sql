@@ -52,7 +52,7 @@ GRANT SELECT ON pipeline.job_tasks, pipeline.pipeline_tasks TO regress_auditor;
 GRANT EXECUTE ON FUNCTION
     pipeline.define_job(jsonb),
     pipeline.define_pipeline(jsonb),
-    pipeline.run_pipeline(text, jsonb, boolean, text, jsonb, text),
+    pipeline.run_pipeline(text, jsonb, boolean, text, jsonb, text, int),
     pipeline.plan(text, jsonb),
     pipeline.next_run(bigint),
     pipeline.cancel_pipeline_task(bigint, text),

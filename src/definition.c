@@ -25,6 +25,7 @@
 #include "utils/jsonb.h"
 
 #include "util.h"
+#include "concurrency.h"
 #include "defcheck.h"
 #include "defdag.h"
 #include "defhooks.h"
@@ -37,7 +38,7 @@ static void
 emit_job(DefCtx *ctx, const char *path, JsonbContainer *job, StringInfo out, bool inline_job)
 {
 	static const char *const job_keys[] = {"name", "runner", "command", "params", "timeout",
-	"retries", "labels", "description", NULL};
+	"retries", "labels", "description", "concurrency", NULL};
 	static const char *const param_keys[] = {"name", "default", "required", "sensitive",
 	"description", NULL};
 	bool		f = true;
@@ -125,6 +126,7 @@ emit_job(DefCtx *ctx, const char *path, JsonbContainer *job, StringInfo out, boo
 	pl_json_kv_int(out, &f, "timeout", def_get_int(ctx, path, job, "timeout", 0, 7 * 24 * 3600));
 	pl_json_kv_int(out, &f, "retries", def_get_int(ctx, path, job, "retries", 0, 100));
 	def_emit_string_map(ctx, path, job, "labels", out, &f, false);
+	def_emit_concurrency(ctx, path, job, out, &f);
 	appendStringInfoChar(out, '}');
 }
 
@@ -243,7 +245,7 @@ pl_define_pipeline(PG_FUNCTION_ARGS)
 	static const char *const stage_keys[] = {"name", "is_parallel", "tasks", NULL};
 	static const char *const task_keys[] = {"name", "job", "run_params", "ignore_failed",
 		"skip_run", "audit", "confirm", "webhooks", "im_robot_notify", "mention_users",
-		"needs", "matrix", "when", "blocking", "if",
+		"needs", "matrix", "when", "blocking", "if", "concurrency",
 	NULL};
 	Jsonb	   *jb = require_object_arg(fcinfo, "pipeline");
 	JsonbContainer *root = &jb->root;
@@ -413,6 +415,7 @@ pl_define_pipeline(PG_FUNCTION_ARGS)
 			def_emit_hooks(&ctx, tp, t, "webhooks", &out, &tf, false);
 			def_emit_hooks(&ctx, tp, t, "im_robot_notify", &out, &tf, true);
 			def_emit_mentions(&ctx, tp, t, &out, &tf);
+			def_emit_concurrency(&ctx, tp, t, &out, &tf);
 			def_emit_dag_fields(&ctx, tp, t, &out, &tf);
 			uses_dag |= def_task_uses_dag(t);
 			dag[ndag].si = si;

@@ -38,11 +38,25 @@
  *         run_pipeline() before it looks for the run holding the sequence,
  *         and by a finishing run (holding R(P)) before it starts the next
  *         queued one.  Never taken before A(P) or T.
+ *
+ *   C(key)  a transaction-level advisory lock on a concurrency key (SPEC §14;
+ *         pg_locks: advisory, objsubid 17227, the key's 64-bit hash), taken
+ *         only by a claim, after T of the task it claims, and only with
+ *         "try": a claimer that cannot have it at once skips the task (it
+ *         stays scheduling for the next claim).  Holding C(key), the claimer
+ *         counts the key's rows in pipeline.concurrency_slot with a fresh
+ *         snapshot and inserts its own if fewer than the limit exist, so two
+ *         claimers never both take the last slot.  Nobody waits for C, so it
+ *         cannot close a cycle.  A slot is given back by deleting the task's
+ *         own concurrency_slot row in the statement that moves the task out of
+ *         creating/active/canceling (its holder has T): no lock on the key,
+ *         so releases never wait for claims nor for each other.
  */
 #include "postgres.h"
 
 #include "catalog/pg_type.h"
 #include "miscadmin.h"
+#include "common/hashfn.h"
 #include "storage/lock.h"
 #include "utils/builtins.h"
 
@@ -50,6 +64,7 @@
 #include "util.h"
 
 #define PL_LOCK_FIELD4 20564	/* 'PT' */
+#define PL_LOCK_KEY_FIELD4 17227	/* 'CK' */
 
 /* A(P) in the given mode, held to the end of the transaction */
 static void
@@ -111,4 +126,22 @@ pl_lock_sequence(const char *pipeline, const char *key)
 	v[0] = CStringGetTextDatum(pipeline);
 	v[1] = CStringGetTextDatum(key);
 	pl_exec(&q, v, NULL, 1);
+}
+
+/*
+ * C(key): try to take the concurrency key's lock, held to the end of the
+ * transaction; false (at once, without waiting) if another transaction holds it.
+ */
+bool
+pl_lock_key_try(const char *key)
+{
+	LOCKTAG		tag;
+	uint64		h;
+
+#ifdef PIPELINE_TEST_NO_LOCKS
+	return true;				/* see test/isolation/README.md */
+#endif
+	h = DatumGetUInt64(hash_any_extended((const unsigned char *) key, (int) strlen(key), 0));
+	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, (uint32) (h >> 32), (uint32) h, PL_LOCK_KEY_FIELD4);
+	return LockAcquire(&tag, ExclusiveLock, false, true) != LOCKACQUIRE_NOT_AVAIL;
 }

@@ -18,4 +18,7 @@ extern int	pl_lock_run_row(int64 pipeline_task_id);
 /* S(pipeline, key): the transaction-level advisory lock of a serialized pipeline's sequence */
 extern void pl_lock_sequence(const char *pipeline, const char *key);
 
+/* C(key): a concurrency key's lock, try only (true if taken; always true under PIPELINE_TEST_NO_LOCKS) */
+extern bool pl_lock_key_try(const char *key);
+
 #endif							/* PL_LOCK_H */

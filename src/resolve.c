@@ -25,6 +25,7 @@
 #include "utils/builtins.h"
 #include "utils/json.h"
 
+#include "concurrency.h"
 #include "dag.h"
 #include "defcheck.h"
 #include "defdag.h"
@@ -227,6 +228,62 @@ gate_json(JsonbContainer *task, const char *key)
 	JsonbValue *g = pl_jb_get(task, key);
 
 	return g ? pl_jbv_to_cstring(g) : pstrdup("null");
+}
+
+/* the value of a param of the task being resolved (PlParamLookup) */
+static const char *
+param_value(void *arg, const char *name)
+{
+	KV		   *e = kv_find((KVList *) arg, name);
+
+	return e ? e->val : NULL;
+}
+
+/*
+ * The task's concurrency key and limit (SPEC §14): the task's field, else its
+ * job's; $NAME expanded from the task's params as fixed now (matrix values
+ * included).  A name without a value, or a sensitive one (the key is shown in
+ * stats), refuses the run.  A task created skipped holds no slot: no key.
+ */
+static void
+task_concurrency(PlResolved *r, PlTask *t)
+{
+	JsonbValue *cv = pl_jb_get(t->tc, "concurrency");
+	char	   *tmpl;
+	char	   *missing;
+	char	  **names;
+
+	if (t->skip_run || t->if_skipped)
+		return;
+	if (cv == NULL || cv->type == jbvNull)
+		cv = pl_jb_get(t->jobc, "concurrency");
+	if (cv == NULL || cv->type != jbvBinary)
+		return;
+	tmpl = pl_jbv_string(pl_jb_get(cv->val.binary.data, "key"));
+	t->conc_limit = pl_jb_get(cv->val.binary.data, "limit") ?
+		atoi(pl_jbv_scalar_text(pl_jb_get(cv->val.binary.data, "limit"))) : 1;
+	t->conc_key = pl_conc_expand(tmpl, param_value, &t->plist, &missing, &names);
+	if (t->conc_key == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("pipeline \"%s\": stages[%d].tasks[%d] (%s.%s): concurrency key \"%s\" uses param \"%s\", which has no value",
+						r->name, t->stage_index, t->task_index, t->stage_name, t->task_name,
+						pl_clip(tmpl), missing),
+				 errhint("Pass it in params, or give the job a default for it.")));
+	for (char **n = names; *n; n++)
+		if (kv_find(&r->sensitive, *n))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("pipeline \"%s\": stages[%d].tasks[%d] (%s.%s): concurrency key \"%s\" uses sensitive param \"%s\"",
+							r->name, t->stage_index, t->task_index, t->stage_name, t->task_name,
+							pl_clip(tmpl), *n),
+					 errdetail("Concurrency keys are shown in pipeline.stats and /metrics.")));
+	if (t->conc_key[0] == '\0' || strlen(t->conc_key) > PL_MAX_CONC_KEY_EXPANDED)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("pipeline \"%s\": stages[%d].tasks[%d] (%s.%s): concurrency key \"%s\" expands to %zu bytes; 1 to %d are allowed",
+						r->name, t->stage_index, t->task_index, t->stage_name, t->task_name,
+						pl_clip(tmpl), strlen(t->conc_key), PL_MAX_CONC_KEY_EXPANDED)));
 }
 
 /*
@@ -480,6 +537,7 @@ pl_resolve(PlResolved *r, const char *name, Jsonb *params)
 								 pname, t->stage_name, t->base_name, pname)));
 		}
 		t->params = kv_to_json(p);
+		task_concurrency(r, t);
 	}
 }
 
@@ -526,6 +584,11 @@ pl_resolve_tasks_json(PlResolved *r, bool dry_run)
 		pl_json_kv_raw(&b, &f, "confirm", t->confirm);
 		pl_json_kv_raw(&b, &f, "hooks", t->hooks);
 		pl_json_kv_bool(&b, &f, "dry_run", dry_run);
+		if (t->conc_key)
+		{
+			pl_json_kv_str(&b, &f, "concurrency_key", t->conc_key);
+			pl_json_kv_int(&b, &f, "concurrency_limit", t->conc_limit);
+		}
 		appendStringInfoChar(&b, '}');
 	}
 	appendStringInfoChar(&b, ']');

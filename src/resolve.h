@@ -60,6 +60,9 @@ typedef struct PlTask
 	char	   *needs;			/* dag runs: JSON arrays of ids, and the counter */
 	char	   *downstream;
 	int			needs_left;
+	/* SPEC §14 */
+	char	   *conc_key;		/* concurrency key, expanded, or NULL */
+	int			conc_limit;
 } PlTask;
 
 typedef struct PlResolved

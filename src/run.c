@@ -76,7 +76,8 @@ sequence_key(PlResolved *r, Jsonb *labels)
 }
 
 /*
- * run_pipeline(pipeline, params, dry_run, run_by, labels, on_busy) RETURNS bigint
+ * run_pipeline(pipeline, params, dry_run, run_by, labels, on_busy, priority) RETURNS bigint
+ * Every job task of the run carries priority (claims take higher first, SPEC §14).
  * Locks: advisory lock on the sequence key for serialized pipelines.
  */
 PG_FUNCTION_INFO_V1(pl_run_pipeline);
@@ -105,7 +106,8 @@ pl_run_pipeline(PG_FUNCTION_ARGS)
 	static PlStmt ins_tasks = {
 		"INSERT INTO pipeline.job_task (pipeline_task_id, stage_index, stage_name, task_index,"
 		"  task_name, job_name, job_version, stage, params, sensitive, labels, is_parallel,"
-		"  ignore_failed, audit, confirm, hooks, dry_run, end_at, retries, timeout)"
+		"  ignore_failed, audit, confirm, hooks, dry_run, end_at, retries, timeout,"
+		"  priority, concurrency_key, concurrency_limit)"
 		" SELECT $1, x.stage_index, x.stage_name, x.task_index, x.task_name, x.job_name,"
 		"  x.job_version, x.stage,"
 		"  x.params, ARRAY(SELECT pg_catalog.jsonb_array_elements_text(x.sensitive)),"
@@ -113,20 +115,22 @@ pl_run_pipeline(PG_FUNCTION_ARGS)
 		"  CASE WHEN (x.audit->>'enable')::boolean THEN x.audit END,"
 		"  CASE WHEN (x.confirm->>'enable')::boolean THEN x.confirm END,"
 		"  x.hooks, x.dry_run, " PL_TR_END_AT_SQL("x.stage", "NULL::timestamptz") ","
-		"  COALESCE((x.job->>'retries')::int, 0), COALESCE((x.job->>'timeout')::int, 0)"
+		"  COALESCE((x.job->>'retries')::int, 0), COALESCE((x.job->>'timeout')::int, 0),"
+		"  $3, x.concurrency_key, x.concurrency_limit"
 		" FROM pg_catalog.jsonb_to_recordset($2::jsonb) AS x(stage_index int, stage_name text,"
 		"  task_index int, task_name text, job_name text, job_version int,"
 		"  stage pipeline.task_stage, job jsonb, params jsonb, sensitive jsonb, labels jsonb,"
 		"  is_parallel boolean, ignore_failed boolean, audit jsonb, confirm jsonb, hooks jsonb,"
-		"  dry_run boolean)"
+		"  dry_run boolean, concurrency_key text, concurrency_limit int)"
 		" ORDER BY x.stage_index, x.task_index",
-		2, {INT8OID, TEXTOID}
+		3, {INT8OID, TEXTOID, INT4OID}
 	};
 	static PlStmt ins_tasks_dag = {	/* ins_tasks with the ids and the needs graph */
 		"INSERT INTO pipeline.job_task (id, needs, downstream, needs_left, run_when, blocking,"
 		"  pipeline_task_id, stage_index, stage_name, task_index,"
 		"  task_name, job_name, job_version, stage, params, sensitive, labels, is_parallel,"
-		"  ignore_failed, audit, confirm, hooks, dry_run, end_at, retries, timeout)"
+		"  ignore_failed, audit, confirm, hooks, dry_run, end_at, retries, timeout,"
+		"  priority, concurrency_key, concurrency_limit)"
 		" OVERRIDING SYSTEM VALUE"
 		" SELECT x.id, ARRAY(SELECT pg_catalog.jsonb_array_elements_text(x.needs))::bigint[],"
 		"  ARRAY(SELECT pg_catalog.jsonb_array_elements_text(x.downstream))::bigint[],"
@@ -137,15 +141,16 @@ pl_run_pipeline(PG_FUNCTION_ARGS)
 		"  CASE WHEN (x.audit->>'enable')::boolean THEN x.audit END,"
 		"  CASE WHEN (x.confirm->>'enable')::boolean THEN x.confirm END,"
 		"  x.hooks, x.dry_run, " PL_TR_END_AT_SQL("x.stage", "NULL::timestamptz") ","
-		"  COALESCE((x.job->>'retries')::int, 0), COALESCE((x.job->>'timeout')::int, 0)"
+		"  COALESCE((x.job->>'retries')::int, 0), COALESCE((x.job->>'timeout')::int, 0),"
+		"  $3, x.concurrency_key, x.concurrency_limit"
 		" FROM pg_catalog.jsonb_to_recordset($2::jsonb) AS x(stage_index int, stage_name text,"
 		"  task_index int, task_name text, job_name text, job_version int,"
 		"  stage pipeline.task_stage, job jsonb, params jsonb, sensitive jsonb, labels jsonb,"
 		"  is_parallel boolean, ignore_failed boolean, audit jsonb, confirm jsonb, hooks jsonb,"
 		"  dry_run boolean, id bigint, needs jsonb, downstream jsonb, needs_left int, run_when text,"
-		"  blocking boolean)"
+		"  blocking boolean, concurrency_key text, concurrency_limit int)"
 		" ORDER BY x.stage_index, x.task_index",
-		2, {INT8OID, TEXTOID}
+		3, {INT8OID, TEXTOID, INT4OID}
 	};
 	char	   *name;
 	Jsonb	   *params;
@@ -153,6 +158,7 @@ pl_run_pipeline(PG_FUNCTION_ARGS)
 	char	   *run_by;
 	Jsonb	   *labels;
 	char	   *on_busy;
+	int32		priority;
 	PlResolved	r;
 	char	   *seqkey;
 	bool		queued = false;
@@ -172,6 +178,8 @@ pl_run_pipeline(PG_FUNCTION_ARGS)
 		: text_to_cstring(PG_GETARG_TEXT_PP(3));
 	labels = PG_ARGISNULL(4) ? pl_jsonb_from_cstring("{}") : PG_GETARG_JSONB_P(4);
 	on_busy = PG_ARGISNULL(5) ? pstrdup("error") : text_to_cstring(PG_GETARG_TEXT_PP(5));
+	/* priority (SPEC §14): the last argument since 0.3; NULL means the default 0 */
+	priority = (PG_NARGS() > 6 && !PG_ARGISNULL(6)) ? PG_GETARG_INT32(6) : 0;
 	if (strcmp(on_busy, "error") != 0 && strcmp(on_busy, "queue") != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -232,6 +240,7 @@ pl_run_pipeline(PG_FUNCTION_ARGS)
 		pl_resolve_link(&r, true);
 	v[0] = Int64GetDatum(pt);
 	v[1] = CStringGetTextDatum(pl_resolve_tasks_json(&r, dry_run));
+	v[2] = Int32GetDatum(priority);
 	pl_exec(r.dag ? &ins_tasks_dag : &ins_tasks, v, NULL, 0);
 	pl_exec(&ins_specs, v, NULL, 0);
 

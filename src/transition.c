@@ -2,7 +2,7 @@
  * transition.c: the one owner of state changes.
  *
  * Layer: transitions (called by the scheduling layer and the API files; calls
- * only storage helpers: util.c, announce.c, jobrow.c, secrets.h)
+ * only storage helpers: util.c, announce.c, jobrow.c, secrets.h, lock.c)
  *
  * Every change of a job task's or a run's stage happens in a statement of
  * this file, and each such statement
@@ -12,7 +12,10 @@
  *     into pipeline.event_store of the C code (TR_INSERT_EVENT, fed by a CTE "x"
  *     that has the same columns for job task and run events);
  *   - returns what announcing needs, and the function then announces the
- *     event (announce.c: NOTIFY, hook deliveries).
+ *     event (announce.c: NOTIFY, hook deliveries);
+ *   - keeps the runners' queue (pipeline.job_queue) and the concurrency
+ *     slots (pipeline.concurrency_slot) in step with the stage, in the same
+ *     transaction (queue_and_slots(), and the claiming statement; SPEC §14).
  * The retries-left test is written once too (TR_RETRIES_LEFT), for the
  * runner's report (which decides whether a failure retries) and for the
  * automatic retry itself.
@@ -29,6 +32,7 @@
 
 #include "announce.h"
 #include "jobrow.h"
+#include "lock.h"
 #include "secrets.h"
 #include "token.h"
 #include "transition.h"
@@ -95,6 +99,17 @@
 	" (SELECT e.id FROM e), (SELECT x.hooks FROM x), (SELECT x.pipeline_task_id FROM x)," \
 	" (SELECT x.new_stage FROM x), (SELECT x.job_task_id FROM x)"
 
+/*
+ * The claim's part of the runners' queue and the concurrency slots (SPEC
+ * §14), as CTEs of the claiming statement whose CTE "u" is the claimed row:
+ * its queue row goes, and (keyed claims only) its slot row comes.
+ */
+#define TR_CLAIM_LEAVES_QUEUE \
+	" qd AS (DELETE FROM pipeline.job_queue q USING u WHERE q.job_task_id = (u.r).id),"
+#define TR_CLAIM_TAKES_SLOT \
+	" si AS (INSERT INTO pipeline.concurrency_slot (job_task_id, key)" \
+	"  SELECT (u.r).id, (u.r).concurrency_key FROM u ON CONFLICT (job_task_id) DO NOTHING),"
+
 /* A new attempt: the last attempt's traces are in its events. */
 #define TR_NEW_ATTEMPT \
 	" message = NULL, detail = NULL, runner = NULL, token_digest = NULL," \
@@ -158,6 +173,62 @@ exec_and_announce(PlStmt *stmt, Datum *v, const bool *n)
 	ann_do(&a);
 }
 
+/* Does a task in this stage hold a slot of its concurrency key (SPEC §14)? */
+static bool
+holds_slot(PlStage s)
+{
+	return s == PL_CREATING || s == PL_ACTIVE || s == PL_CANCELING;
+}
+
+/*
+ * The runners' queue (pipeline.job_queue) and the concurrency slots
+ * (pipeline.concurrency_slot) follow a job task's change from old_stage to
+ * new_stage, in the same transaction: a task that becomes scheduling enters
+ * the queue (with its priority, labels and key), one that stops being
+ * scheduling leaves it; a task with a key (keyed) that stops holding a slot
+ * gives it back, and one that starts holding one without a claim (a forced
+ * report) takes it, the limit not checked.  Each statement runs only when
+ * needed, so a change that touches neither costs nothing.  Caller holds the
+ * task's row lock T: both tables' rows of a task are written only by the
+ * holder of its T, so these statements never wait.  Replaces SPI_tuptable.
+ */
+static void
+queue_and_slots(int64 id, PlStage old_stage, PlStage new_stage, bool keyed)
+{
+	static PlStmt enter = {
+		"INSERT INTO pipeline.job_queue (job_task_id, priority, labels, concurrency_key,"
+		"  concurrency_limit)"
+		" SELECT t.id, t.priority, t.labels, t.concurrency_key, t.concurrency_limit"
+		" FROM pipeline.job_task t WHERE t.id = $1 ON CONFLICT (job_task_id) DO NOTHING",
+		1, {INT8OID}
+	};
+	static PlStmt leave = {
+		"DELETE FROM pipeline.job_queue WHERE job_task_id = $1", 1, {INT8OID}
+	};
+	static PlStmt take = {
+		"INSERT INTO pipeline.concurrency_slot (job_task_id, key)"
+		" SELECT t.id, t.concurrency_key FROM pipeline.job_task t"
+		" WHERE t.id = $1 AND t.concurrency_key IS NOT NULL ON CONFLICT (job_task_id) DO NOTHING",
+		1, {INT8OID}
+	};
+	static PlStmt give = {
+		"DELETE FROM pipeline.concurrency_slot WHERE job_task_id = $1", 1, {INT8OID}
+	};
+	Datum		v[1];
+
+	if (old_stage == new_stage)
+		return;
+	v[0] = Int64GetDatum(id);
+	if (new_stage == PL_SCHEDULING)
+		pl_exec(&enter, v, NULL, 0);
+	else if (old_stage == PL_SCHEDULING)
+		pl_exec(&leave, v, NULL, 0);
+	if (keyed && holds_slot(old_stage) && !holds_slot(new_stage))
+		pl_exec(&give, v, NULL, 0);
+	else if (keyed && !holds_slot(old_stage) && holds_slot(new_stage))
+		pl_exec(&take, v, NULL, 0);
+}
+
 /*
  * Change a job task's stage.  Caller holds the task's row lock (or is about
  * to change a row nobody else may lock, see lock.c).  The gate clears when
@@ -177,17 +248,26 @@ pl_tr_job(int64 id, int64 pipeline_task_id, PlStage old_stage,
 		" WHERE t.id = $1 RETURNING t AS r, $4::pipeline.task_stage AS old_stage),"
 		TR_JOB_EVENT_ROWS("u.old_stage <> (u.r).stage")
 		TR_INSERT_EVENT
-		" SELECT" TR_ANNOUNCE_COLS,
+		" SELECT" TR_ANNOUNCE_COLS ", (SELECT (u.r).concurrency_key IS NOT NULL FROM u)",
 		4, {INT8OID, TEXTOID, TEXTOID, TEXTOID}
 	};
 	Datum		v[4];
 	bool		n[4] = {false, false, message == NULL, false};
+	bool		keyed;
+	bool		isnull;
+	Datum		d;
+	TrAnn		a;
 
 	v[0] = Int64GetDatum(id);
 	v[1] = CStringGetTextDatum(pl_stage_names[new_stage]);
 	v[2] = message ? CStringGetTextDatum(message) : (Datum) 0;
 	v[3] = CStringGetTextDatum(pl_stage_names[old_stage]);
-	exec_and_announce(&upd, v, n);
+	pl_exec(&upd, v, n, 1);
+	ann_read(1, &a);
+	d = pl_col(0, 6, &isnull);
+	keyed = !isnull && DatumGetBool(d);
+	queue_and_slots(id, old_stage, new_stage, keyed);
+	ann_do(&a);
 }
 
 /* An event for a task whose stage stays.  Caller holds the task's row lock. */
@@ -273,6 +353,7 @@ pl_tr_retry_if_left(int64 id, int64 pipeline_task_id)
 	ann_read(1, &a);
 	if (!a.any)
 		return false;
+	queue_and_slots(id, PL_FAILED, PL_SCHEDULING, false);	/* a failed task holds no slot */
 	ann_do(&a);
 	return true;
 }
@@ -298,10 +379,15 @@ pl_tr_reopen(int64 id, int64 pipeline_task_id, PlStage old_stage)
 		2, {INT8OID, TEXTOID}
 	};
 	Datum		v[2];
+	TrAnn		a;
 
 	v[0] = Int64GetDatum(id);
 	v[1] = CStringGetTextDatum(pl_stage_names[old_stage]);
-	exec_and_announce(&q, v, NULL);
+	pl_exec(&q, v, NULL, 1);
+	ann_read(1, &a);
+	/* from a finished stage (it holds no slot) back to pending */
+	queue_and_slots(id, old_stage, PL_PENDING, false);
+	ann_do(&a);
 }
 
 /*
@@ -359,7 +445,7 @@ pl_tr_reopen(int64 id, int64 pipeline_task_id, PlStage old_stage)
 	TR_ANNOUNCE_COLS "," \
 	"  (u.r).ignore_failed, (u.r).gate IS NOT NULL, (u.r).message," \
 	"  u.old_stage, (u.r).stage, u.will_retry, (u.r).pipeline_task_id, (u.r).stage_index," \
-	"  (u.r).needs_left IS NOT NULL" \
+	"  (u.r).needs_left IS NOT NULL, (u.r).concurrency_key IS NOT NULL" \
 	" FROM u"
 
 /*
@@ -421,39 +507,65 @@ pl_tr_report(const PlReport *in, PlReported *out, MemoryContext outer)
 	out->pipeline_task_id = isnull ? 0 : pl_col_int64(0, 15);
 	out->stage_index = pl_col_int32(0, 16);
 	out->dag = pl_col_bool(0, 17);
+	queue_and_slots(in->id, out->old_stage, out->new_stage, pl_col_bool(0, 18));
 	ann_do(&a);
 	return true;
 }
 
 /*
+ * The claiming statement; LIMIT_SQL (the keyed claim's limit check, in the
+ * UPDATE's WHERE) and SLOT_CTE (its slot row) are empty for a task without a
+ * key.
+ */
+#define TR_CLAIM_SQL(LIMIT_SQL, SLOT_CTE) \
+	"WITH u AS (" \
+	" UPDATE pipeline.job_task t SET stage = $5::pipeline.task_stage, runner = $2, token_digest = $3," \
+	"  claimed_at = now(), heartbeat_at = now(), updated_at = now(), retry_at = NULL," \
+	"  start_at = " PL_TR_START_AT_SQL("$5::pipeline.task_stage", "t.start_at") \
+	" WHERE t.id = $1 AND t.stage = 'scheduling'" LIMIT_SQL \
+	" RETURNING t AS r, 'scheduling'::pipeline.task_stage AS old_stage)," \
+	TR_CLAIM_LEAVES_QUEUE \
+	SLOT_CTE \
+	" p AS (SELECT p.runtime_envs FROM pipeline.pipeline_task p, u" \
+	"        WHERE p.id = (u.r).pipeline_task_id)," \
+	TR_JOB_EVENT_ROWS("true") \
+	TR_INSERT_EVENT \
+	" SELECT (u.r).pipeline_task_id," \
+	"  (SELECT s.job FROM pipeline.job_task_spec s WHERE s.job_task_id = (u.r).id)," \
+	"  (u.r).params || COALESCE((SELECT p.runtime_envs FROM p), '{}') || pg_catalog.jsonb_build_object(" \
+	"    'JOB_TASK_ID', (u.r).id::text, 'PIPELINE_TASK_ID', (u.r).pipeline_task_id::text," \
+	"    'JOB_TASK_UPDATE_TOKEN', $4::text)," \
+	"  (u.r).dry_run," TR_ANNOUNCE_COLS \
+	" FROM u"
+
+/*
  * Claim one task for a runner: scheduling -> creating (start: straight to
  * active, start_at set, SPEC §16), runner recorded, the new token's digest
- * stored, one event.  Returns the run, the job, the params
- * handed to the runner (the task's params fixed at run start, overlaid with
- * the run's runtime envs as they are now and the system params) and dry_run,
- * copied into outer.  Caller holds the task's row lock (claim.c).
+ * stored, the queue row deleted, one event.  Returns the run,
+ * the job, the params handed to the runner (the task's params fixed at run
+ * start, overlaid with the run's runtime envs as they are now and the system
+ * params) and dry_run, copied into outer.  Caller holds the task's row lock
+ * (claim.c) and passes the task's concurrency key (NULL if none).
+ *
+ * A task with a key is claimed only if its slot can be taken: C(key) at once
+ * (lock.c; else false: another claimer is taking a slot of that key right
+ * now) and then, in the claiming statement, whose snapshot is taken after
+ * C(key), fewer than its limit of concurrency_slot rows for the key (else
+ * false: the key is full).  False changes nothing; the task stays scheduling.
  */
-void
-pl_tr_claim(int64 id, const char *runner, const char *token, bool start,
-			PlClaimed *out, MemoryContext outer)
+bool
+pl_tr_claim(int64 id, const char *runner, const char *token, const char *key,
+			bool start, PlClaimed *out, MemoryContext outer)
 {
 	static PlStmt take = {
-		"WITH u AS ("
-		" UPDATE pipeline.job_task t SET stage = $5::pipeline.task_stage, runner = $2, token_digest = $3,"
-		"  claimed_at = now(), heartbeat_at = now(), updated_at = now(), retry_at = NULL,"
-		"  start_at = " PL_TR_START_AT_SQL("$5::pipeline.task_stage", "t.start_at")
-		" WHERE t.id = $1 RETURNING t AS r, 'scheduling'::pipeline.task_stage AS old_stage),"
-		" p AS (SELECT p.runtime_envs FROM pipeline.pipeline_task p, u"
-		"        WHERE p.id = (u.r).pipeline_task_id),"
-		TR_JOB_EVENT_ROWS("true")
-		TR_INSERT_EVENT
-		" SELECT (u.r).pipeline_task_id,"
-		"  (SELECT s.job FROM pipeline.job_task_spec s WHERE s.job_task_id = (u.r).id),"
-		"  (u.r).params || COALESCE((SELECT p.runtime_envs FROM p), '{}') || pg_catalog.jsonb_build_object("
-		"    'JOB_TASK_ID', (u.r).id::text, 'PIPELINE_TASK_ID', (u.r).pipeline_task_id::text,"
-		"    'JOB_TASK_UPDATE_TOKEN', $4::text),"
-		"  (u.r).dry_run," TR_ANNOUNCE_COLS
-		" FROM u",
+		TR_CLAIM_SQL("", ""),
+		5, {INT8OID, TEXTOID, BYTEAOID, TEXTOID, TEXTOID}
+	};
+	static PlStmt take_keyed = {
+		TR_CLAIM_SQL("   AND (SELECT count(*) FROM pipeline.concurrency_slot s"
+					 "        JOIN pipeline.job_task h ON h.id = s.job_task_id"
+					 "        WHERE s.key = t.concurrency_key) < t.concurrency_limit",
+					 TR_CLAIM_TAKES_SLOT),
 		5, {INT8OID, TEXTOID, BYTEAOID, TEXTOID, TEXTOID}
 	};
 	Datum		v[5];
@@ -461,14 +573,20 @@ pl_tr_claim(int64 id, const char *runner, const char *token, bool start,
 	TrAnn		a;
 	MemoryContext old;
 
+	if (key != NULL && !pl_lock_key_try(key))
+		return false;
 	v[0] = Int64GetDatum(id);
 	v[1] = CStringGetTextDatum(runner);
 	v[2] = PointerGetDatum(pl_token_digest(token));
 	v[3] = CStringGetTextDatum(token);
 	v[4] = CStringGetTextDatum(start ? "active" : "creating");
-	pl_exec(&take, v, NULL, 0);
+	pl_exec(key ? &take_keyed : &take, v, NULL, 0);
 	if (SPI_processed != 1)
+	{
+		if (key != NULL)
+			return false;		/* the key is full */
 		elog(ERROR, "job task " INT64_FORMAT " vanished while being claimed", id);
+	}
 	out->pipeline_task_id = pl_col_int64(0, 1);
 	old = MemoryContextSwitchTo(outer);
 	out->job = datumCopy(pl_col(0, 2, &isnull), false, -1);
@@ -477,6 +595,7 @@ pl_tr_claim(int64 id, const char *runner, const char *token, bool start,
 	out->dry_run = pl_col_bool(0, 4);
 	ann_read(5, &a);
 	ann_do(&a);
+	return true;
 }
 
 /*

@@ -98,10 +98,14 @@ typedef struct PlClaimed
 } PlClaimed;
 
 /*
- * The caller has locked the task row (FOR NO KEY UPDATE SKIP LOCKED).  start:
- * the task goes straight to active (claim_job_tasks(..., start => true)).
+ * The caller has locked the task row (FOR NO KEY UPDATE SKIP LOCKED) and
+ * passes its concurrency key (NULL if none).  start: the task goes straight
+ * to active (claim_job_tasks(..., start => true), SPEC §16).  False, with
+ * nothing changed, if the key's slots are all taken or another claimer is
+ * taking one right now.
  */
-extern void pl_tr_claim(int64 id, const char *runner, const char *token, bool start,
+extern bool pl_tr_claim(int64 id, const char *runner, const char *token, const char *key,
+						bool start,
 						PlClaimed *out, MemoryContext outer);
 
 /* ---- runs (the caller holds R(P), or created the run in this transaction) ---- */

@@ -66,7 +66,7 @@ _pipelinectl() {
 	case $cmd in
 	apply) opts+=" -f --filename" ;;
 	lint) opts+=" -f --filename --offline" ;;
-	run) opts+=" -p --param -l --label --dry-run --queue -w --watch" ;;
+	run) opts+=" -p --param -l --label --dry-run --queue --priority -w --watch" ;;
 	ls) opts+=" -p --pipeline -s --stage -n --limit --json" ;;
 	status) opts+=" --json" ;;
 	cancel) opts+=" -r --reason" ;;

@@ -2,10 +2,11 @@
  * cmd_run.c: "pipelinectl run": start a run of a pipeline.
  *
  *   pipelinectl run PIPELINE [-p NAME=VALUE]... [--label K=V]... [--dry-run]
- *                   [--queue] [--watch]
+ *                   [--queue] [--priority N] [--watch]
  *
  * Calls pipeline.run_pipeline(pipeline, params, dry_run, labels => ...,
- * on_busy => 'queue' with --queue) and prints the new run's id on stdout.
+ * on_busy => 'queue' with --queue, priority => N with --priority) and prints
+ * the new run's id on stdout.
  * Param and label values are strings.  With --watch it then follows the run
  * as "pipelinectl watch" does and exits as watch does.
  *
@@ -35,6 +36,8 @@ run_usage(FILE *f)
 			"  -l, --label KEY=VALUE     a run label (repeatable; sequence_label values go here)\n"
 			"      --dry-run             create the run, but runners report its tasks without running them\n"
 			"      --queue               if the pipeline's sequence is busy, wait (pending) instead of failing\n"
+			"      --priority N          runners claim the run's tasks before those of lower priority\n"
+			"                            (an integer, default 0; higher first)\n"
 			"  -w, --watch               follow the run until it ends (exit as \"watch\" does)\n"
 			"  -d, --dbname CONNINFO     database connection string (default: PG* environment)\n"
 			"  -h, --help                show this help\n"
@@ -70,11 +73,13 @@ cmd_run(int argc, char **argv, const char *conninfo)
 				queue = false,
 				watch = false,
 				ok = true;
+	int			priority = 0;
 	const opt_spec specs[] = {
 		{"param", 'p', OPT_LIST, &pairs, 0, 0, NULL},
 		{"label", 'l', OPT_LIST, &label_pairs, 0, 0, NULL},
 		{"dry-run", 0, OPT_FLAG, &dry_run, 0, 0, NULL},
 		{"queue", 0, OPT_FLAG, &queue, 0, 0, NULL},
+		{"priority", 0, OPT_INT, &priority, -1000000, 1000000, "an integer from -1000000 to 1000000"},
 		{"watch", 'w', OPT_FLAG, &watch, 0, 0, NULL},
 		{NULL, 0, 0, NULL, 0, 0, NULL}
 	};
@@ -85,7 +90,8 @@ cmd_run(int argc, char **argv, const char *conninfo)
 	char	   *ptext,
 			   *ltext,
 			   *id = NULL;
-	const char *qp[5];
+	const char *qp[6];
+	char		prio[16];
 	db_conn		db;
 	db_error	err;
 	PGresult   *res;
@@ -137,9 +143,17 @@ cmd_run(int argc, char **argv, const char *conninfo)
 	qp[2] = dry_run ? "true" : "false";
 	qp[3] = ltext;
 	qp[4] = queue ? "queue" : "error";
-	res = db_query(&db,
-				   "SELECT pipeline.run_pipeline($1, $2::jsonb, dry_run => $3::boolean,"
-				   " labels => $4::jsonb, on_busy => $5)", 5, qp, &err);
+	snprintf(prio, sizeof(prio), "%d", priority);
+	qp[5] = prio;
+	/* without --priority the call names no priority (an engine before 0.3 has none) */
+	if (priority != 0)
+		res = db_query(&db,
+					   "SELECT pipeline.run_pipeline($1, $2::jsonb, dry_run => $3::boolean,"
+					   " labels => $4::jsonb, on_busy => $5, priority => $6::int)", 6, qp, &err);
+	else
+		res = db_query(&db,
+					   "SELECT pipeline.run_pipeline($1, $2::jsonb, dry_run => $3::boolean,"
+					   " labels => $4::jsonb, on_busy => $5)", 5, qp, &err);
 	free(ptext);
 	free(ltext);
 	json_decref(params);

@@ -299,6 +299,9 @@ ok(all(val('pipeline_hook_deliveries', status=s) == stats['deliveries_by_status'
        for s in ['pending', 'sending', 'succeeded', 'failed']),
    'pipeline_hook_deliveries{status} = pipeline.stats.deliveries_by_status')
 ok(val('pipeline_tasks_at_gates') == stats['tasks_at_gates'], 'pipeline_tasks_at_gates = pipeline.stats.tasks_at_gates')
+prio = json.loads(sql("SELECT waiting_by_priority FROM pipeline.stats"))
+ok(prio and all(val('pipeline_tasks_waiting_by_priority', priority=p) == n for p, n in prio.items()),
+   'pipeline_tasks_waiting_by_priority{priority} = pipeline.stats.waiting_by_priority', (prio, fams.get('pipeline_tasks_waiting_by_priority')))
 waiting = sql("SELECT labels::text || '|' || count(*) FROM pipeline.job_tasks WHERE stage = 'scheduling' GROUP BY labels")
 lab, n = waiting.rsplit('|', 1)
 ok(val('pipeline_tasks_waiting', labels=lab) == int(n) and int(n) == 1,

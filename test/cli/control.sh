@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # control: the control plane of pipelinectl (SPEC §12) against a real cluster and a real runner:
-#   run (-p, --label, --dry-run, --queue, --watch), ls, status, cancel, retry, approve, deny, play,
+#   run (-p, --label, --dry-run, --queue, --priority, --watch), ls, status, cancel, retry, approve, deny, play,
 #   logs --run (task headers, attempt markers), the --json of ls, status and logs (parsed), and
 #   the exit status 0 / 1 / 2 of each command in each situation.
 set -euo pipefail
@@ -286,6 +286,20 @@ is "the queued run waits pending" "$(run_stage "$s2")" pending
 pctl cancel "$s1"
 ok "the queued run starts once the first ends" wait_run_stage "$s2" active 20
 pctl cancel "$s2"
+
+# ---------------------------------------------------------------- --priority
+pctl run "${P}_seq" --label env=prio --priority 7
+is "run --priority: exit 0" "$RC" 0
+is "the run's tasks carry the priority" \
+	"$(q "SELECT string_agg(DISTINCT priority::text, ',') FROM pipeline.job_task WHERE pipeline_task_id = $OUT")" 7
+pctl cancel "$OUT"
+pctl run "${P}_seq" --label env=prio
+is "run without --priority: priority 0" \
+	"$(q "SELECT string_agg(DISTINCT priority::text, ',') FROM pipeline.job_task WHERE pipeline_task_id = $OUT")" 0
+pctl cancel "$OUT"
+pctl run "${P}_seq" --label env=prio --priority high
+is "run --priority high: exit 2" "$RC" 2
+like "... naming the option" "$ERR" "--priority must be an integer from -1000000 to 1000000"
 
 # ---------------------------------------------------------------- ls
 pctl ls --pipeline "${P}_ok"

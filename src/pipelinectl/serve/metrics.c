@@ -14,9 +14,12 @@
  *   pipeline_hook_deliveries{status}              gauge   stats.deliveries_by_status
  *   pipeline_rejected_tokens_total                counter stats.rejected_tokens
  *   pipeline_events_written_total                 counter stats.events_written
+ *   pipeline_tasks_waiting_by_priority{priority}  gauge   stats.waiting_by_priority
+ *   pipeline_tasks_waiting_by_concurrency_key{key} gauge  stats.waiting_by_concurrency_key
+ *   pipeline_concurrency_slots_used{key}          gauge   stats.running_by_concurrency_key
  *
  * Every stage and delivery status is written, 0 when absent, so a series
- * does not vanish.  serve's role needs SELECT on pipeline.stats,
+ * does not vanish (priorities and concurrency keys: those present only).  serve's role needs SELECT on pipeline.stats,
  * pipeline.job_tasks and pipeline.pipeline_tasks (README "Dashboard").
  *
  * Locking: none (reads only).
@@ -77,6 +80,28 @@ by_key(strbuf *sb, const char *name, const char *label, const char *json,
 	json_decref(o);
 }
 
+/* one gauge per key of a JSON object of counts, the keys it has */
+static void
+each_key(strbuf *sb, const char *name, const char *label, const char *json)
+{
+	char err[128];
+	json_t *o = json ? pj_parse(json, strlen(json), err, sizeof(err)) : NULL;
+	const char *k;
+	json_t *v;
+
+	if (o && json_is_object(o))
+		json_object_foreach(o, k, v)
+		{
+			double n = 0;
+
+			pj_get_number(o, k, &n);
+			sb_printf(sb, "%s{%s=\"", name, label);
+			label_esc(sb, k);
+			sb_printf(sb, "\"} %.0f\n", n);
+		}
+	json_decref(o);
+}
+
 static const char *
 num_or_zero(const PGresult *res, int row, int col)
 {
@@ -107,7 +132,8 @@ write_metrics_tx(PGconn *c, strbuf *sb, char **err)
 	PGresult *st, *w, *h;
 
 	st = qc(c, "SELECT runs_by_stage, tasks_by_stage, rejected_tokens, deliveries_by_status,"
-			"       extract(epoch FROM oldest_waiting_task_age), tasks_at_gates, events_written"
+			"       extract(epoch FROM oldest_waiting_task_age), tasks_at_gates, events_written,"
+			"       waiting_by_priority, waiting_by_concurrency_key, running_by_concurrency_key"
 			"  FROM pipeline.stats", 0, NULL, err, NULL);
 	if (!st)
 		return false;
@@ -192,6 +218,15 @@ write_metrics_tx(PGconn *c, strbuf *sb, char **err)
 	sb_printf(sb, "pipeline_rejected_tokens_total %s\n", num_or_zero(st, 0, 2));
 	help(sb, "pipeline_events_written_total", "counter", "Events written (event ids handed out).");
 	sb_printf(sb, "pipeline_events_written_total %s\n", num_or_zero(st, 0, 6));
+	help(sb, "pipeline_tasks_waiting_by_priority", "gauge",
+		 "Job tasks waiting for a runner, per run priority.");
+	each_key(sb, "pipeline_tasks_waiting_by_priority", "priority", PQgetvalue(st, 0, 7));
+	help(sb, "pipeline_tasks_waiting_by_concurrency_key", "gauge",
+		 "Job tasks waiting for a runner, per concurrency key.");
+	each_key(sb, "pipeline_tasks_waiting_by_concurrency_key", "key", PQgetvalue(st, 0, 8));
+	help(sb, "pipeline_concurrency_slots_used", "gauge",
+		 "Job tasks holding a slot of their concurrency key (creating, active, canceling).");
+	each_key(sb, "pipeline_concurrency_slots_used", "key", PQgetvalue(st, 0, 9));
 	PQclear(st);
 	PQclear(w);
 	PQclear(h);
