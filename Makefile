@@ -26,6 +26,7 @@ OBJS = \
 	src/schedule.o \
 	src/definition.o \
 	src/run.o \
+	src/chain.o \
 	src/runctl.o \
 	src/status.o \
 	src/claim.o \
@@ -40,7 +41,7 @@ OBJS = \
 
 DATA = pipeline--0.1.sql pipeline--$(EXTVERSION).sql pipeline--0.1--0.2.sql pipeline--0.2--0.3.sql
 
-REGRESS = init definitions runs status advance claim events cancel params gates retry reap hooks retention logs_graph privileges def_limits api_contract redaction secrets triggers
+REGRESS = init definitions runs status advance claim events cancel params gates retry reap hooks retention logs_graph privileges def_limits api_contract redaction secrets triggers chain
 REGRESS_OPTS = --load-extension=pipeline
 
 ISOLATION = fan_in claim_race cancel_vs_complete retry_vs_late_update reap_vs_final_report hook_claim_race

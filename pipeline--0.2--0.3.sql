@@ -10,3 +10,23 @@
  */
 
 \echo Use "ALTER EXTENSION pipeline UPDATE TO '0.3'" to load this file. \quit
+
+
+-- ---------------------------------------------------------------------------
+-- Issue 13 item 3 (chain): chained pipelines (SPEC §15).  A pipeline definition may
+-- carry next_pipelines (checked in C, stored in the definition: no schema change for
+-- it); a run that ends records the runs it chained, or why one did not start, in
+-- pipeline_task.chained ('[]' for runs that chained nothing, as every run before 0.3),
+-- also shown by the pipeline_tasks view.
+ALTER TABLE pipeline.pipeline_task ADD COLUMN chained jsonb NOT NULL DEFAULT '[]';
+CREATE OR REPLACE VIEW pipeline_tasks AS
+SELECT p.id, p.pipeline_name, p.pipeline_version, p.stage, p.message,
+       mask_params(p.params, p.sensitive) AS params,
+       mask_params(p.runtime_envs, p.sensitive) AS runtime_envs,
+       p.dry_run, p.run_by, p.labels, p.created_at, p.start_at, p.end_at,
+       p.end_at - p.start_at AS duration,
+       (SELECT count(*) FROM job_task t WHERE t.pipeline_task_id = p.id) AS tasks_total,
+       (SELECT count(*) FROM job_task t WHERE t.pipeline_task_id = p.id
+                                          AND t.stage >= 'canceled' AND t.gate IS NULL) AS tasks_done,
+       p.chained
+  FROM pipeline_task p;

@@ -57,6 +57,7 @@ CREATE TABLE pipeline_task (
     hooks            jsonb       NOT NULL DEFAULT '{}',  -- pipeline-level hooks of the definition
     sensitive        text[]      NOT NULL DEFAULT '{}',  -- names of params shown as ******
     stage_count      int         NOT NULL,
+    chained          jsonb       NOT NULL DEFAULT '[]',  -- runs its end started (next_pipelines), or why not
     FOREIGN KEY (pipeline_name, pipeline_version) REFERENCES pipeline (name, version)
 );
 CREATE INDEX pipeline_task_open_idx ON pipeline_task (pipeline_name, id)
@@ -684,7 +685,8 @@ SELECT p.id, p.pipeline_name, p.pipeline_version, p.stage, p.message,
        p.end_at - p.start_at AS duration,
        (SELECT count(*) FROM job_task t WHERE t.pipeline_task_id = p.id) AS tasks_total,
        (SELECT count(*) FROM job_task t WHERE t.pipeline_task_id = p.id
-                                          AND t.stage >= 'canceled' AND t.gate IS NULL) AS tasks_done
+                                          AND t.stage >= 'canceled' AND t.gate IS NULL) AS tasks_done,
+       p.chained
   FROM pipeline_task p;
 
 -- Hook deliveries with secrets masked, one row per (event, hook).

@@ -27,6 +27,7 @@
 
 #include "defcheck.h"
 #include "lock.h"
+#include "run.h"
 #include "schedule.h"
 #include "transition.h"
 #include "util.h"
@@ -285,7 +286,7 @@ gate_json(JsonbContainer *task, const char *key)
  * missing required param.  Caller is connected to SPI.
  */
 static void
-resolve(PlResolved *r, const char *name, Jsonb *params)
+resolve(PlResolved *r, const char *name, Jsonb *params, List *extra_sensitive)
 {
 	static PlStmt q = {
 		"SELECT version, definition FROM pipeline.pipeline WHERE name = $1"
@@ -420,6 +421,14 @@ resolve(PlResolved *r, const char *name, Jsonb *params)
 	}
 
 	split_run_params(r, params, &unscoped, &scoped);
+
+	/* names the caller knows are secret (a chained run: its parent's, chain.c) */
+	{
+		ListCell   *lc;
+
+		foreach(lc, extra_sensitive)
+			kv_set(&r->sensitive, (char *) lfirst(lc), "");
+	}
 
 	/*
 	 * A run param reaches every task, so a name one job declares sensitive
@@ -584,12 +593,14 @@ sequence_key(PlResolved *r, Jsonb *labels)
 }
 
 /*
- * run_pipeline(pipeline, params, dry_run, run_by, labels, on_busy) RETURNS bigint
- * Locks: advisory lock on the sequence key for serialized pipelines.
+ * Start a run (run.h): resolve, store the run and its tasks, start the first
+ * set (or queue it).  Raises the refusals of run_pipeline().
+ * Locks: advisory lock on the sequence key for serialized pipelines, then the
+ * new run's rows.
  */
-PG_FUNCTION_INFO_V1(pl_run_pipeline);
-Datum
-pl_run_pipeline(PG_FUNCTION_ARGS)
+int64
+pl_run_start(const char *name, Jsonb *params, bool dry_run, const char *run_by,
+			 Jsonb *labels, const char *on_busy, List *extra_sensitive)
 {
 	static PlStmt ins_run = {
 		"INSERT INTO pipeline.pipeline_task (pipeline_name, pipeline_version, stage, params,"
@@ -629,12 +640,6 @@ pl_run_pipeline(PG_FUNCTION_ARGS)
 		" ORDER BY x.stage_index, x.task_index",
 		2, {INT8OID, TEXTOID}
 	};
-	char	   *name;
-	Jsonb	   *params;
-	bool		dry_run;
-	char	   *run_by;
-	Jsonb	   *labels;
-	char	   *on_busy;
 	PlResolved	r;
 	char	   *seqkey;
 	bool		queued = false;
@@ -643,27 +648,15 @@ pl_run_pipeline(PG_FUNCTION_ARGS)
 	bool		n[11];
 	StringInfoData hooks;
 
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("run_pipeline: pipeline name must not be null")));
-	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	params = PG_ARGISNULL(1) ? pl_jsonb_from_cstring("{}") : PG_GETARG_JSONB_P(1);
-	dry_run = PG_ARGISNULL(2) ? false : PG_GETARG_BOOL(2);
-	run_by = PG_ARGISNULL(3) ? GetUserNameFromId(GetOuterUserId(), false)
-		: text_to_cstring(PG_GETARG_TEXT_PP(3));
-	labels = PG_ARGISNULL(4) ? pl_jsonb_from_cstring("{}") : PG_GETARG_JSONB_P(4);
-	on_busy = PG_ARGISNULL(5) ? pstrdup("error") : text_to_cstring(PG_GETARG_TEXT_PP(5));
 	if (strcmp(on_busy, "error") != 0 && strcmp(on_busy, "queue") != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("pipeline \"%s\": on_busy must be 'error' or 'queue', not '%s'",
 						pl_clip(name), pl_clip(on_busy))));
 	check_labels(name, labels);
-	pl_require_read_committed("run_pipeline");
 
 	pl_spi_connect();
-	resolve(&r, name, params);
+	resolve(&r, name, params, extra_sensitive);
 
 	seqkey = sequence_key(&r, labels);
 	if (seqkey)
@@ -719,7 +712,33 @@ pl_run_pipeline(PG_FUNCTION_ARGS)
 		pl_sched_start_next(pt);
 
 	pl_spi_finish();
-	PG_RETURN_INT64(pt);
+	return pt;
+}
+
+/*
+ * run_pipeline(pipeline, params, dry_run, run_by, labels, on_busy) RETURNS bigint
+ * Locks: as pl_run_start().
+ */
+PG_FUNCTION_INFO_V1(pl_run_pipeline);
+Datum
+pl_run_pipeline(PG_FUNCTION_ARGS)
+{
+	char	   *name;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("run_pipeline: pipeline name must not be null")));
+	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	pl_require_read_committed("run_pipeline");
+	PG_RETURN_INT64(pl_run_start(name,
+								 PG_ARGISNULL(1) ? pl_jsonb_from_cstring("{}") : PG_GETARG_JSONB_P(1),
+								 PG_ARGISNULL(2) ? false : PG_GETARG_BOOL(2),
+								 PG_ARGISNULL(3) ? GetUserNameFromId(GetOuterUserId(), false)
+								 : text_to_cstring(PG_GETARG_TEXT_PP(3)),
+								 PG_ARGISNULL(4) ? pl_jsonb_from_cstring("{}") : PG_GETARG_JSONB_P(4),
+								 PG_ARGISNULL(5) ? "error" : text_to_cstring(PG_GETARG_TEXT_PP(5)),
+								 NIL));
 }
 
 /*
@@ -746,7 +765,7 @@ pl_plan(PG_FUNCTION_ARGS)
 
 	InitMaterializedSRF(fcinfo, 0);
 	outer = pl_spi_connect();
-	resolve(&r, name, params);
+	resolve(&r, name, params, NIL);
 
 	for (int i = 0; i < r.ntasks; i++)
 	{
