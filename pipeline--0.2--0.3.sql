@@ -30,3 +30,38 @@ SELECT p.id, p.pipeline_name, p.pipeline_version, p.stage, p.message,
                                           AND t.stage >= 'canceled' AND t.gate IS NULL) AS tasks_done,
        p.chained
   FROM pipeline_task p;
+
+
+-- ---------------------------------------------------------------------------
+-- Issue 13 (chain, a leftover of item 4): purge(older_than) also deletes the trigger
+-- events received before the horizon whose runs are all gone.  CREATE OR REPLACE resets
+-- SECURITY DEFINER and the pinned search_path: set again after it.
+CREATE OR REPLACE FUNCTION purge(older_than interval) RETURNS bigint
+    LANGUAGE plpgsql VOLATILE AS $fn$
+DECLARE
+    n bigint;
+    doomed bigint[];
+BEGIN
+    IF older_than IS NULL THEN
+        RAISE EXCEPTION 'purge: older_than must not be null' USING ERRCODE = '22004';
+    END IF;
+    IF older_than < interval '0' THEN
+        RAISE EXCEPTION 'purge: older_than must be a non-negative interval' USING ERRCODE = '22023';
+    END IF;
+    doomed := ARRAY(SELECT p.id FROM pipeline.pipeline_task p
+                     WHERE p.stage >= 'canceled' AND p.end_at < now() - older_than
+                     ORDER BY p.id FOR UPDATE SKIP LOCKED);
+    n := cardinality(doomed);
+    DELETE FROM pipeline.hook_delivery d WHERE d.pipeline_task_id = ANY (doomed);
+    DELETE FROM pipeline.event e WHERE e.pipeline_task_id = ANY (doomed);
+    DELETE FROM pipeline.job_task_log l USING pipeline.job_task t
+     WHERE l.job_task_id = t.id AND t.pipeline_task_id = ANY (doomed);
+    DELETE FROM pipeline.pipeline_task p WHERE p.id = ANY (doomed);
+    -- trigger events as old, once none of their runs is left (issue 13)
+    DELETE FROM pipeline.trigger_event e
+     WHERE e.received_at < now() - older_than
+       AND NOT EXISTS (SELECT 1 FROM pipeline.pipeline_task p WHERE p.id = ANY (e.runs));
+    RETURN n;
+END
+$fn$;
+ALTER FUNCTION purge(interval) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;

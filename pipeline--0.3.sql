@@ -485,6 +485,10 @@ BEGIN
     DELETE FROM pipeline.job_task_log l USING pipeline.job_task t
      WHERE l.job_task_id = t.id AND t.pipeline_task_id = ANY (doomed);
     DELETE FROM pipeline.pipeline_task p WHERE p.id = ANY (doomed);
+    -- trigger events as old, once none of their runs is left (issue 13)
+    DELETE FROM pipeline.trigger_event e
+     WHERE e.received_at < now() - older_than
+       AND NOT EXISTS (SELECT 1 FROM pipeline.pipeline_task p WHERE p.id = ANY (e.runs));
     RETURN n;
 END
 $fn$;
