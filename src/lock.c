@@ -34,6 +34,13 @@
  *         run_pipeline() before it looks for the run holding the sequence,
  *         and by a finishing run (holding R(P)) before it starts the next
  *         queued one.  Never taken before A(P) or T.
+ *
+ * A run that ends starts its next pipelines (chain.c) still holding A(P) and
+ * R(P): each start takes S of the chained pipeline (if serialized), then the
+ * rows of the new run, which no other transaction can see yet.  Holders of S
+ * wait only for rows of that pipeline's runs, never for P's locks (a
+ * pipeline cannot chain itself: chain.c refuses cycles at definition), so
+ * this adds no cycle to the order above.
  */
 #include "postgres.h"
 

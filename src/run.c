@@ -286,7 +286,7 @@ gate_json(JsonbContainer *task, const char *key)
  * missing required param.  Caller is connected to SPI.
  */
 static void
-resolve(PlResolved *r, const char *name, Jsonb *params, List *extra_sensitive)
+resolve(PlResolved *r, const char *name, Jsonb *params)
 {
 	static PlStmt q = {
 		"SELECT version, definition FROM pipeline.pipeline WHERE name = $1"
@@ -421,14 +421,6 @@ resolve(PlResolved *r, const char *name, Jsonb *params, List *extra_sensitive)
 	}
 
 	split_run_params(r, params, &unscoped, &scoped);
-
-	/* names the caller knows are secret (a chained run: its parent's, chain.c) */
-	{
-		ListCell   *lc;
-
-		foreach(lc, extra_sensitive)
-			kv_set(&r->sensitive, (char *) lfirst(lc), "");
-	}
 
 	/*
 	 * A run param reaches every task, so a name one job declares sensitive
@@ -593,6 +585,36 @@ sequence_key(PlResolved *r, Jsonb *labels)
 }
 
 /*
+ * Names the caller knows are secret (a chained run: its parent's sensitive
+ * runtime envs, chain.c) added to the new run's and its tasks' sensitive
+ * names, before its first event is written.  Locks: the new rows only.
+ */
+static void
+add_sensitive(int64 pt, List *names)
+{
+	static PlStmt upd_run = {
+		"UPDATE pipeline.pipeline_task SET sensitive = ARRAY(SELECT DISTINCT s FROM"
+		"  pg_catalog.unnest(sensitive || $2::text[]) s ORDER BY s) WHERE id = $1",
+		2, {INT8OID, TEXTOID}
+	};
+	static PlStmt upd_tasks = {
+		"UPDATE pipeline.job_task SET sensitive = ARRAY(SELECT DISTINCT s FROM"
+		"  pg_catalog.unnest(sensitive || $2::text[]) s ORDER BY s) WHERE pipeline_task_id = $1",
+		2, {INT8OID, TEXTOID}
+	};
+	KVList		l = {0};
+	ListCell   *lc;
+	Datum		v[2];
+
+	foreach(lc, names)
+		kv_set(&l, (char *) lfirst(lc), "");
+	v[0] = Int64GetDatum(pt);
+	v[1] = CStringGetTextDatum(sensitive_array_literal(&l));
+	pl_exec(&upd_run, v, NULL, 0);
+	pl_exec(&upd_tasks, v, NULL, 0);
+}
+
+/*
  * Start a run (run.h): resolve, store the run and its tasks, start the first
  * set (or queue it).  Raises the refusals of run_pipeline().
  * Locks: advisory lock on the sequence key for serialized pipelines, then the
@@ -656,7 +678,7 @@ pl_run_start(const char *name, Jsonb *params, bool dry_run, const char *run_by,
 	check_labels(name, labels);
 
 	pl_spi_connect();
-	resolve(&r, name, params, extra_sensitive);
+	resolve(&r, name, params);
 
 	seqkey = sequence_key(&r, labels);
 	if (seqkey)
@@ -706,6 +728,9 @@ pl_run_start(const char *name, Jsonb *params, bool dry_run, const char *run_by,
 	v[1] = CStringGetTextDatum(tasks_json(&r, dry_run));
 	pl_exec(&ins_tasks, v, NULL, 0);
 	pl_exec(&ins_specs, v, NULL, 0);
+
+	if (extra_sensitive != NIL)
+		add_sensitive(pt, extra_sensitive);
 
 	pl_tr_run(pt, -1, queued ? PL_PENDING : PL_ACTIVE, NULL, false, NULL, NULL);
 	if (!queued)
@@ -765,7 +790,7 @@ pl_plan(PG_FUNCTION_ARGS)
 
 	InitMaterializedSRF(fcinfo, 0);
 	outer = pl_spi_connect();
-	resolve(&r, name, params, NIL);
+	resolve(&r, name, params);
 
 	for (int i = 0; i < r.ntasks; i++)
 	{

@@ -10,7 +10,8 @@
  * kind is removed before the document goes to the engine.  A directory means
  * its *.yaml, *.yml and *.json files in name order (not recursive).  All
  * definitions go to the engine in ONE transaction, jobs first, then
- * pipelines, each group in file and document order; each runs under a
+ * pipelines, each group in file and document order (but a pipeline after
+ * those of the same apply its next_pipelines name); each runs under a
  * savepoint so that every refusal is reported, and any refusal rolls the
  * whole transaction back (nothing stored).  lint does the same and always
  * rolls back; lint --offline checks YAML and kinds only, without a database.
@@ -458,8 +459,8 @@ chain_ready(apply_state *st, bool **sent, ydoc *doc)
  * refusal.  Returns false on a fatal error (exit 2), err filled.  Pipelines
  * go in file and document order, except that a pipeline goes after the
  * pipelines of this apply it chains (next_pipelines); when they chain each
- * other in a circle, the rest go in file order and the engine refuses the
- * cycle.
+ * other in a circle, the rest go in file order and the engine refuses them
+ * (a chained pipeline must exist already).
  */
 static bool
 define_kind(apply_state *st, db_conn *db, const char *kind, bool lint, strbuf *out, db_error *err)

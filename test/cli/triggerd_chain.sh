@@ -117,6 +117,10 @@ is "started in the transaction that ended the build (same now())" \
 is "its params: the build's runtime envs and the chain's param, the sensitive one masked" \
 	"$(q "SELECT params FROM pipeline.pipeline_tasks WHERE id = :'d'" "d=${deploy:-0}")" \
 	'{"ARTIFACT": "widget-0d1a26e.tar.gz", "BUILT_REF": "refs/heads/main", "TARGET_ENV": "staging", "DEPLOY_TOKEN": "******"}'
+rc=0
+out=$("$PIPELINECTL" status "${build:-0}" 2>&1) || rc=$?
+like "pipelinectl status of the build names the chained run" "$rc/$out" \
+	"^0/.*"$'\n'"chained: $DEPLOY run ${deploy:-0} \\(on succeeded\\)\$"
 if [[ $(run_stage "${deploy:-0}") != succeeded ]]; then
 	ok "a runner runs the deploy" runner_once
 fi
