@@ -22,9 +22,13 @@ OBJS = \
 	src/secrets.o \
 	src/defcheck.o \
 	src/defhooks.o \
+	src/defdag.o \
 	src/transition.o \
+	src/dagsched.o \
 	src/schedule.o \
 	src/definition.o \
+	src/resolve.o \
+	src/dag.o \
 	src/run.o \
 	src/chain.o \
 	src/runctl.o \
@@ -32,6 +36,7 @@ OBJS = \
 	src/claim.o \
 	src/gate.o \
 	src/retry.o \
+	src/play.o \
 	src/reap.o \
 	src/tasklog.o \
 	src/event.o \
@@ -41,10 +46,10 @@ OBJS = \
 
 DATA = pipeline--0.1.sql pipeline--$(EXTVERSION).sql pipeline--0.1--0.2.sql pipeline--0.2--0.3.sql
 
-REGRESS = init definitions runs status advance claim events cancel params gates retry reap hooks retention logs_graph privileges def_limits api_contract redaction secrets triggers chain
+REGRESS = init definitions runs status advance claim events cancel params gates retry reap hooks retention logs_graph privileges def_limits api_contract redaction secrets triggers dag dag_refusals chain
 REGRESS_OPTS = --load-extension=pipeline
 
-ISOLATION = fan_in claim_race cancel_vs_complete retry_vs_late_update reap_vs_final_report hook_claim_race chain_once
+ISOLATION = fan_in claim_race cancel_vs_complete retry_vs_late_update reap_vs_final_report hook_claim_race dag_fan_in dag_diamond chain_once
 ISOLATION_OPTS = --inputdir=test/isolation --load-extension=pipeline
 
 # TAP tests (PostgreSQL::Test::Cluster) for crashes, restarts, standbys, dump/restore, upgrades.

@@ -11,6 +11,167 @@
 
 \echo Use "ALTER EXTENSION pipeline UPDATE TO '0.3'" to load this file. \quit
 
+-- ---------------------------------------------------------------------------
+-- issue #11 steps 2-3 (SPEC §13): needs, matrix, when, blocking, if.
+-- Runs created before the upgrade are stage runs (dag false, the new job_task
+-- columns NULL/false): they advance and finish exactly as under 0.2.
+
+ALTER TABLE pipeline_task
+    ADD COLUMN dag              boolean     NOT NULL DEFAULT false,
+    ADD COLUMN failing          boolean     NOT NULL DEFAULT false;
+
+ALTER TABLE job_task
+    ADD COLUMN needs            bigint[],
+    ADD COLUMN downstream       bigint[],
+    ADD COLUMN needs_left       int,
+    ADD COLUMN run_when         text        CHECK (run_when IN ('on_success', 'manual', 'always', 'on_failure')),
+    ADD COLUMN blocking         boolean     NOT NULL DEFAULT false;
+
+-- Manual tasks (SPEC §13, src/play.c)
+CREATE FUNCTION play_job_task(id bigint) RETURNS job_task
+    AS 'MODULE_PATHNAME', 'pl_play_job_task' LANGUAGE C VOLATILE;
+ALTER FUNCTION play_job_task(bigint) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+REVOKE ALL ON FUNCTION play_job_task(bigint) FROM PUBLIC;
+
+CREATE OR REPLACE VIEW job_tasks AS
+SELECT t.id, t.pipeline_task_id, t.stage_index, t.stage_name, t.task_index, t.task_name,
+       t.job_name, t.job_version, t.stage, t.message, t.detail, t.extension,
+       mask_params(t.runtime_envs, t.sensitive) AS runtime_envs,
+       t.runner, t.attempt, t.dry_run, t.created_at, t.start_at, t.end_at,
+       mask_params(t.params, t.sensitive) AS params,
+       t.labels, t.is_parallel, t.ignore_failed, t.audit, t.confirm, t.gate, t.gate_result,
+       t.heartbeat_at, t.updated_at,
+       t.end_at - t.start_at AS duration,
+       t.needs, t.needs_left, COALESCE(t.run_when, 'on_success') AS run_when, t.blocking
+  FROM job_task t;
+
+-- graph(): a dag run's edges are its needs (one per need) instead of stage order.
+CREATE OR REPLACE FUNCTION graph(pipeline_task_id bigint, format text DEFAULT 'mermaid') RETURNS text
+    LANGUAGE plpgsql STABLE AS $fn$
+DECLARE
+    run record;
+    st record;
+    t record;
+    out text;
+    prev_first text;
+    prev_cluster int;
+    colour jsonb := '{"pending": "#d0d7de", "scheduling": "#bf8700", "creating": "#bf8700",
+                      "active": "#0969da", "canceling": "#8250df", "canceled": "#6e7781",
+                      "failed": "#cf222e", "succeeded": "#1a7f37", "skipped": "#eaeef2"}';
+BEGIN
+    IF graph.pipeline_task_id IS NULL THEN
+        RAISE EXCEPTION 'graph: pipeline_task_id must not be null' USING ERRCODE = '22004';
+    END IF;
+    IF format IS NULL THEN
+        RAISE EXCEPTION 'graph: format must not be null' USING ERRCODE = '22004';
+    END IF;
+    IF format NOT IN ('mermaid', 'dot') THEN
+        RAISE EXCEPTION 'graph: format must be mermaid or dot, not %', format
+            USING ERRCODE = '22023';
+    END IF;
+    SELECT * INTO run FROM pipeline.pipeline_task p WHERE p.id = graph.pipeline_task_id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'pipeline task % does not exist', graph.pipeline_task_id USING ERRCODE = 'P0002';
+    END IF;
+    IF format = 'mermaid' THEN
+        out := format(E'flowchart LR
+  %%%% %s #%s: %s
+', run.pipeline_name, run.id, run.stage);
+        FOR st IN SELECT stage_index, stage_name, bool_or(is_parallel) AS par
+                    FROM pipeline.job_task j WHERE j.pipeline_task_id = run.id
+                   GROUP BY stage_index, stage_name ORDER BY stage_index LOOP
+            out := out || format(E'  subgraph s%s["%s%s"]
+', st.stage_index, st.stage_name,
+                                 CASE WHEN st.par THEN ' (parallel)' ELSE '' END);
+            FOR t IN SELECT * FROM pipeline.job_task j
+                      WHERE j.pipeline_task_id = run.id AND j.stage_index = st.stage_index
+                      ORDER BY task_index LOOP
+                out := out || format(E'    t%s["%s<br/>%s%s"]:::%s
+', t.id,
+                                     replace(t.task_name, '"', ''), t.stage,
+                                     CASE WHEN t.end_at IS NOT NULL AND t.start_at IS NOT NULL
+                                          THEN ' ' || round(extract(epoch FROM t.end_at - t.start_at)::numeric, 1) || 's'
+                                          ELSE '' END,
+                                     t.stage);
+                IF NOT st.par AND t.task_index > 0 AND NOT run.dag THEN
+                    out := out || format(E'    t%s --> t%s
+',
+                        (SELECT j.id FROM pipeline.job_task j WHERE j.pipeline_task_id = run.id
+                            AND j.stage_index = st.stage_index AND j.task_index = t.task_index - 1), t.id);
+                END IF;
+            END LOOP;
+            out := out || E'  end
+';
+            IF st.stage_index > 0 AND NOT run.dag THEN
+                out := out || format(E'  s%s --> s%s
+', st.stage_index - 1, st.stage_index);
+            END IF;
+        END LOOP;
+        -- a dag run (SPEC §13): one edge per need, after the subgraphs that hold the nodes
+        FOR t IN SELECT n.need, j.id FROM pipeline.job_task j, unnest(j.needs) AS n(need)
+                  WHERE j.pipeline_task_id = run.id AND run.dag ORDER BY j.id, n.need LOOP
+            out := out || format(E'  t%s --> t%s
+', t.need, t.id);
+        END LOOP;
+        FOR t IN SELECT key, value FROM jsonb_each_text(colour) LOOP
+            out := out || format(E'  classDef %s fill:%s,color:%s
+', t.key, t.value,
+                                 CASE WHEN t.key IN ('pending', 'skipped') THEN '#24292f' ELSE '#ffffff' END);
+        END LOOP;
+        RETURN out;
+    END IF;
+    -- dot
+    out := format(E'digraph pipeline_task_%s {
+  label="%s #%s: %s"; labelloc=t; rankdir=LR; compound=true; fontname="Helvetica";
+'
+                  '  node [shape=box, style="rounded,filled", fontname="Helvetica", fontcolor="white"];
+',
+                  run.id, run.pipeline_name, run.id, run.stage);
+    FOR st IN SELECT stage_index, stage_name, bool_or(is_parallel) AS par, min(id) AS first_id
+                FROM pipeline.job_task j WHERE j.pipeline_task_id = run.id
+               GROUP BY stage_index, stage_name ORDER BY stage_index LOOP
+        out := out || format(E'  subgraph cluster_%s {
+    label="%s%s"; style=rounded; color="#8c959f"; fontname="Helvetica";
+',
+                             st.stage_index, st.stage_name, CASE WHEN st.par THEN ' (parallel)' ELSE '' END);
+        FOR t IN SELECT * FROM pipeline.job_task j
+                  WHERE j.pipeline_task_id = run.id AND j.stage_index = st.stage_index
+                  ORDER BY task_index LOOP
+            out := out || format(E'    t%s [label="%s\\n%s%s", fillcolor="%s"%s];
+', t.id,
+                                 replace(t.task_name, '"', ''), t.stage,
+                                 CASE WHEN t.end_at IS NOT NULL AND t.start_at IS NOT NULL
+                                      THEN ' ' || round(extract(epoch FROM t.end_at - t.start_at)::numeric, 1) || 's'
+                                      ELSE '' END,
+                                 colour->>t.stage::text,
+                                 CASE WHEN t.stage IN ('pending', 'skipped') THEN ', fontcolor="#24292f"' ELSE '' END);
+            IF NOT st.par AND t.task_index > 0 AND NOT run.dag THEN
+                out := out || format(E'    t%s -> t%s;
+',
+                    (SELECT j.id FROM pipeline.job_task j WHERE j.pipeline_task_id = run.id
+                        AND j.stage_index = st.stage_index AND j.task_index = t.task_index - 1), t.id);
+            END IF;
+        END LOOP;
+        out := out || E'  }
+';
+        IF prev_first IS NOT NULL AND NOT run.dag THEN
+            out := out || format(E'  %s -> t%s [ltail=cluster_%s, lhead=cluster_%s];
+',
+                                 prev_first, st.first_id, prev_cluster, st.stage_index);
+        END IF;
+        prev_first := 't' || st.first_id;
+        prev_cluster := st.stage_index;
+    END LOOP;
+    FOR t IN SELECT n.need, j.id FROM pipeline.job_task j, unnest(j.needs) AS n(need)
+              WHERE j.pipeline_task_id = run.id AND run.dag ORDER BY j.id, n.need LOOP
+        out := out || format(E'  t%s -> t%s;
+', t.need, t.id);
+    END LOOP;
+    RETURN out || E'}
+';
+END
+$fn$;
+ALTER FUNCTION graph(bigint, text) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 
 -- ---------------------------------------------------------------------------
 -- Issue 13 item 3 (chain): chained pipelines (SPEC §15).  A pipeline definition may

@@ -57,6 +57,9 @@ CREATE TABLE pipeline_task (
     hooks            jsonb       NOT NULL DEFAULT '{}',  -- pipeline-level hooks of the definition
     sensitive        text[]      NOT NULL DEFAULT '{}',  -- names of params shown as ******
     stage_count      int         NOT NULL,
+    -- issue #11 (SPEC §13): runs of pipelines that use needs/matrix/when/if
+    dag              boolean     NOT NULL DEFAULT false,  -- scheduled on the needs graph
+    failing          boolean     NOT NULL DEFAULT false,  -- dag run failed (message says why); always/on_failure still run
     chained          jsonb       NOT NULL DEFAULT '[]',  -- runs its end started (next_pipelines), or why not
     FOREIGN KEY (pipeline_name, pipeline_version) REFERENCES pipeline (name, version)
 );
@@ -102,7 +105,14 @@ CREATE TABLE job_task (
     updated_at       timestamptz NOT NULL DEFAULT now(),
     retry_at         timestamptz,                 -- automatic retry not before
     retries          int         NOT NULL DEFAULT 0,  -- the job's retries (read on every report)
-    timeout          int         NOT NULL DEFAULT 0   -- the job's timeout in seconds (read by reap)
+    timeout          int         NOT NULL DEFAULT 0,  -- the job's timeout in seconds (read by reap)
+    -- issue #11 (SPEC §13), set only in runs of pipelines that use needs/matrix/when/if
+    -- (pipeline_task.dag); NULL in stage runs.  None of them is indexed (HOT).
+    needs            bigint[],                    -- ids of the job tasks it needs
+    downstream       bigint[],                    -- ids of the job tasks that need it
+    needs_left       int,                         -- needed tasks not resolved yet; -1: resolved itself
+    run_when         text        CHECK (run_when IN ('on_success', 'manual', 'always', 'on_failure')),
+    blocking         boolean     NOT NULL DEFAULT false  -- a manual task that holds its run
 );
 -- The resolved job of each job task (runner, command, timeout, retries, labels,
 -- declared params, version): written once when the run starts, read by
@@ -276,6 +286,10 @@ CREATE FUNCTION confirm_job_task(id bigint, pass boolean, comment text DEFAULT N
 
 CREATE FUNCTION retry_job_task(id bigint) RETURNS job_task
     AS 'MODULE_PATHNAME', 'pl_retry_job_task' LANGUAGE C VOLATILE;
+
+-- Manual tasks (SPEC §13, src/play.c)
+CREATE FUNCTION play_job_task(id bigint) RETURNS job_task
+    AS 'MODULE_PATHNAME', 'pl_play_job_task' LANGUAGE C VOLATILE;
 
 CREATE FUNCTION reap() RETURNS int
     AS 'MODULE_PATHNAME', 'pl_reap' LANGUAGE C VOLATILE;
@@ -543,7 +557,7 @@ BEGIN
                                           THEN ' ' || round(extract(epoch FROM t.end_at - t.start_at)::numeric, 1) || 's'
                                           ELSE '' END,
                                      t.stage);
-                IF NOT st.par AND t.task_index > 0 THEN
+                IF NOT st.par AND t.task_index > 0 AND NOT run.dag THEN
                     out := out || format(E'    t%s --> t%s
 ',
                         (SELECT j.id FROM pipeline.job_task j WHERE j.pipeline_task_id = run.id
@@ -552,10 +566,16 @@ BEGIN
             END LOOP;
             out := out || E'  end
 ';
-            IF st.stage_index > 0 THEN
+            IF st.stage_index > 0 AND NOT run.dag THEN
                 out := out || format(E'  s%s --> s%s
 ', st.stage_index - 1, st.stage_index);
             END IF;
+        END LOOP;
+        -- a dag run (SPEC §13): one edge per need, after the subgraphs that hold the nodes
+        FOR t IN SELECT n.need, j.id FROM pipeline.job_task j, unnest(j.needs) AS n(need)
+                  WHERE j.pipeline_task_id = run.id AND run.dag ORDER BY j.id, n.need LOOP
+            out := out || format(E'  t%s --> t%s
+', t.need, t.id);
         END LOOP;
         FOR t IN SELECT key, value FROM jsonb_each_text(colour) LOOP
             out := out || format(E'  classDef %s fill:%s,color:%s
@@ -589,7 +609,7 @@ BEGIN
                                       ELSE '' END,
                                  colour->>t.stage::text,
                                  CASE WHEN t.stage IN ('pending', 'skipped') THEN ', fontcolor="#24292f"' ELSE '' END);
-            IF NOT st.par AND t.task_index > 0 THEN
+            IF NOT st.par AND t.task_index > 0 AND NOT run.dag THEN
                 out := out || format(E'    t%s -> t%s;
 ',
                     (SELECT j.id FROM pipeline.job_task j WHERE j.pipeline_task_id = run.id
@@ -598,13 +618,18 @@ BEGIN
         END LOOP;
         out := out || E'  }
 ';
-        IF prev_first IS NOT NULL THEN
+        IF prev_first IS NOT NULL AND NOT run.dag THEN
             out := out || format(E'  %s -> t%s [ltail=cluster_%s, lhead=cluster_%s];
 ',
                                  prev_first, st.first_id, prev_cluster, st.stage_index);
         END IF;
         prev_first := 't' || st.first_id;
         prev_cluster := st.stage_index;
+    END LOOP;
+    FOR t IN SELECT n.need, j.id FROM pipeline.job_task j, unnest(j.needs) AS n(need)
+              WHERE j.pipeline_task_id = run.id AND run.dag ORDER BY j.id, n.need LOOP
+        out := out || format(E'  t%s -> t%s;
+', t.need, t.id);
     END LOOP;
     RETURN out || E'}
 ';
@@ -678,7 +703,8 @@ SELECT t.id, t.pipeline_task_id, t.stage_index, t.stage_name, t.task_index, t.ta
        mask_params(t.params, t.sensitive) AS params,
        t.labels, t.is_parallel, t.ignore_failed, t.audit, t.confirm, t.gate, t.gate_result,
        t.heartbeat_at, t.updated_at,
-       t.end_at - t.start_at AS duration
+       t.end_at - t.start_at AS duration,
+       t.needs, t.needs_left, COALESCE(t.run_when, 'on_success') AS run_when, t.blocking
   FROM job_task t;
 
 CREATE VIEW pipeline_tasks AS

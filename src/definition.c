@@ -27,6 +27,7 @@
 #include "util.h"
 #include "chain.h"
 #include "defcheck.h"
+#include "defdag.h"
 #include "defhooks.h"
 
 /*
@@ -243,6 +244,7 @@ pl_define_pipeline(PG_FUNCTION_ARGS)
 	static const char *const stage_keys[] = {"name", "is_parallel", "tasks", NULL};
 	static const char *const task_keys[] = {"name", "job", "run_params", "ignore_failed",
 		"skip_run", "audit", "confirm", "webhooks", "im_robot_notify", "mention_users",
+		"needs", "matrix", "when", "blocking", "if",
 	NULL};
 	Jsonb	   *jb = require_object_arg(fcinfo, "pipeline");
 	JsonbContainer *root = &jb->root;
@@ -257,6 +259,9 @@ pl_define_pipeline(PG_FUNCTION_ARGS)
 	int			total_tasks = 0;
 	int			version;
 	JsonbValue *nv = pl_jb_get(root, "name");
+	DefDagTask *dag = palloc0(sizeof(DefDagTask) * (PL_MAX_TASKS + 1));
+	int			ndag = 0;
+	bool		uses_dag = false;
 
 	if (nv && nv->type == jbvString)
 		ctx.name = pnstrdup(nv->val.string.val, nv->val.string.len);
@@ -410,11 +415,22 @@ pl_define_pipeline(PG_FUNCTION_ARGS)
 			def_emit_hooks(&ctx, tp, t, "webhooks", &out, &tf, false);
 			def_emit_hooks(&ctx, tp, t, "im_robot_notify", &out, &tf, true);
 			def_emit_mentions(&ctx, tp, t, &out, &tf);
+			def_emit_dag_fields(&ctx, tp, t, &out, &tf);
+			uses_dag |= def_task_uses_dag(t);
+			dag[ndag].si = si;
+			dag[ndag].ti = ti;
+			dag[ndag].stage = sname;
+			dag[ndag].name = tname;
+			dag[ndag].serial = !def_get_bool(&ctx, sp, st, "is_parallel", false);
+			dag[ndag].needs = pl_jb_get(t, "needs") ? pl_jb_get(t, "needs")->val.binary.data : NULL;
+			ndag++;
 			appendStringInfoChar(&out, '}');
 		}
 		appendStringInfoString(&out, "]}");
 	}
 	appendStringInfoString(&out, "]}");
+	if (uses_dag)
+		def_check_needs(&ctx, dag, ndag);
 
 	version = store_version("pipeline", name, out.data);
 	pl_spi_finish();

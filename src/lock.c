@@ -27,7 +27,11 @@
  *
  * The fan-in protocol built on these locks (who takes R(P) and when, the
  * witness locks FOR KEY SHARE SKIP LOCKED) is described at the top of
- * schedule.c.
+ * schedule.c.  Runs on a needs graph (SPEC §13, dagsched.c) take R(P) at
+ * every completion, still after A(P) and the completing task's row, and lock
+ * the dependents' rows (counter decrements, the failure sweep) only while
+ * holding R(P): the same "rows locked under R" rule as starting the next set.
+ * play_job_task() locks like a gate decision: A(P) exclusive, T, R(P).
  *
  *   S(pipeline, key)  a transaction-level advisory lock on the sequence of a
  *         serialized pipeline (pg_advisory_xact_lock of a hash), taken by

@@ -18,6 +18,7 @@
 #include "utils/builtins.h"
 
 #include "jobrow.h"
+#include "dagsched.h"
 #include "lock.h"
 #include "schedule.h"
 #include "transition.h"
@@ -125,6 +126,11 @@ pl_retry_job_task(PG_FUNCTION_ARGS)
 
 	/* re-open the run, then the tasks, then start */
 	pl_tr_run(pt, (int) run_stage, PL_ACTIVE, NULL, true, NULL, NULL);
+	if (pl_dag_is_run(pt))
+	{
+		pl_dag_reopen(pt, id);	/* the needs graph says what re-opens (dagsched.c) */
+		n = 0;
+	}
 	for (int i = 0; i < n; i++)
 	{
 		bool		after;

@@ -49,6 +49,13 @@
  * Next-set selection reads only the open tasks of the run through the partial
  * index job_task_open_idx (stage < 'canceled' OR gate IS NOT NULL), so its cost
  * does not grow with finished stages or tasks.
+ *
+ * Runs of pipelines that use SPEC §13 (pipeline_task.dag) are scheduled by
+ * dagsched.c on unfinished-needs counters instead; this file dispatches to it
+ * (dag_after: R(P), the counters, and finishing the run when it has ended)
+ * and keeps the run ends (finish_run, serialized runs) for both kinds.  A
+ * completing report tells which kind its task is (PlReported.dag), so stage
+ * runs pay no extra query.
  */
 #include "postgres.h"
 
@@ -57,6 +64,7 @@
 #include "miscadmin.h"
 #include "utils/builtins.h"
 
+#include "dagsched.h"
 #include "lock.h"
 #include "schedule.h"
 #include "transition.h"
@@ -180,12 +188,15 @@ next_set_size(void)
 	return pl_col_bool(0, 4) ? (int) n : 1;
 }
 
+static void dag_after(int64 pipeline_task_id, int64 job_task_id, bool fail, const char *message);
+static bool dag_failure_allowed(int64 job_task_id);
+
 /*
- * Start the next set of the run, or finish it.  Caller holds R(P) and the
- * run is active.
+ * Start the next set of a stage run, or finish it.  Caller holds R(P) and
+ * the run is active.
  */
-void
-pl_sched_start_next(int64 pipeline_task_id)
+static void
+start_next_stage(int64 pipeline_task_id)
 {
 	int			n;
 	int64	   *ids;
@@ -217,6 +228,19 @@ pl_sched_start_next(int64 pipeline_task_id)
 	}
 	pfree(ids);
 	pfree(gated);
+}
+
+/*
+ * Start the next set of the run, or finish it (a dag run: give every ready
+ * task its turn, dagsched.c).  Caller holds R(P) and the run is active.
+ */
+void
+pl_sched_start_next(int64 pipeline_task_id)
+{
+	if (pl_dag_is_run(pipeline_task_id))
+		dag_after(pipeline_task_id, 0, false, NULL);
+	else
+		start_next_stage(pipeline_task_id);
 }
 
 /*
@@ -374,13 +398,17 @@ void
 pl_sched_continue(int64 job_task_id, int64 pipeline_task_id)
 {
 	static PlStmt q = {
-		"SELECT stage_index FROM pipeline.job_task WHERE id = $1", 1, {INT8OID}
+		"SELECT stage_index, needs_left IS NOT NULL FROM pipeline.job_task WHERE id = $1",
+		1, {INT8OID}
 	};
 	Datum		v[1];
 
 	v[0] = Int64GetDatum(job_task_id);
 	pl_exec(&q, v, NULL, 1);
-	advance_continue(job_task_id, pipeline_task_id, pl_col_int32(0, 1), false);
+	if (pl_col_bool(0, 2))
+		dag_after(pipeline_task_id, job_task_id, false, NULL);
+	else
+		advance_continue(job_task_id, pipeline_task_id, pl_col_int32(0, 1), false);
 }
 
 /*
@@ -394,7 +422,7 @@ pl_sched_after(int64 job_task_id, int64 pipeline_task_id, int stage_index,
 				 PlStage new_stage, bool force_trigger)
 {
 	static PlStmt q = {
-		"SELECT ignore_failed, gate, message FROM pipeline.job_task WHERE id = $1",
+		"SELECT ignore_failed, gate, message, needs_left IS NOT NULL FROM pipeline.job_task WHERE id = $1",
 		1, {INT8OID}
 	};
 	Datum		v[1];
@@ -409,7 +437,7 @@ pl_sched_after(int64 job_task_id, int64 pipeline_task_id, int stage_index,
 	gate_waiting = !gate_waiting;
 	message = pl_col_text(0, 3);
 	pl_sched_after_known(job_task_id, pipeline_task_id, stage_index, new_stage,
-						   force_trigger, ignore_failed, gate_waiting, message);
+						 force_trigger, ignore_failed, gate_waiting, message, pl_col_bool(0, 4));
 }
 
 /*
@@ -438,8 +466,8 @@ failed_run_message(int64 job_task_id, const char *message)
 /* pl_sched_after() when the caller already read the task's row. */
 void
 pl_sched_after_known(int64 job_task_id, int64 pipeline_task_id, int stage_index,
-					   PlStage new_stage, bool force_trigger, bool ignore_failed,
-					   bool gate_waiting, const char *message)
+					 PlStage new_stage, bool force_trigger, bool ignore_failed,
+					 bool gate_waiting, const char *message, bool dag)
 {
 	if (gate_waiting && pl_stage_complete(new_stage))
 		return;					/* a waiting confirm gate waits */
@@ -450,6 +478,17 @@ pl_sched_after_known(int64 job_task_id, int64 pipeline_task_id, int stage_index,
 					  message ? message : psprintf("job task " INT64_FORMAT " was canceled",
 												   job_task_id),
 					  false);
+		return;
+	}
+	if (dag)
+	{
+		bool		fail = new_stage == PL_FAILED && !ignore_failed &&
+			!dag_failure_allowed(job_task_id);
+
+		if (fail || pl_stage_complete(new_stage))
+			dag_after(pipeline_task_id, job_task_id, fail, message);
+		else if (force_trigger)
+			dag_after(pipeline_task_id, 0, false, NULL);
 		return;
 	}
 	if (new_stage == PL_FAILED && !ignore_failed)
@@ -485,7 +524,7 @@ advance_continue(int64 job_task_id, int64 pipeline_task_id, int stage_index, boo
 		pl_exec(&q_run, rv, NULL, 1);
 		if (SPI_processed == 0 || pl_col_stage(0, 1) != PL_ACTIVE)
 			return;
-		pl_sched_start_next(pipeline_task_id);
+		start_next_stage(pipeline_task_id);
 		return;
 	}
 #endif
@@ -495,7 +534,60 @@ advance_continue(int64 job_task_id, int64 pipeline_task_id, int stage_index, boo
 	run_stage = pl_lock_run_row(pipeline_task_id);
 	if (run_stage != PL_ACTIVE)
 		return;					/* failed, canceled or queued: nothing new starts */
-	pl_sched_start_next(pipeline_task_id);
+	start_next_stage(pipeline_task_id);
+}
+
+/*
+ * A dag run after task job_task_id (0: none) completed, failed (fail) or its
+ * gate passed: take R(P), let dagsched.c move the counters, and finish the
+ * run if it has ended.  Caller holds A(P) and the task's row (lock.c order).
+ */
+static void
+dag_after(int64 pipeline_task_id, int64 job_task_id, bool fail, const char *message)
+{
+	int			run_stage;
+	char	   *failed_message;
+	bool		end;
+
+#ifdef PIPELINE_TEST_NO_LOCKS
+	{
+		static PlStmt q_run = {
+			"SELECT stage FROM pipeline.pipeline_task WHERE id = $1", 1, {INT8OID}
+		};
+		Datum		rv[1];
+
+		rv[0] = Int64GetDatum(pipeline_task_id);
+		pl_exec(&q_run, rv, NULL, 1);
+		run_stage = SPI_processed ? (int) pl_col_stage(0, 1) : -1;
+	}
+#else
+	run_stage = pl_lock_run_row(pipeline_task_id);
+#endif
+	if (run_stage != PL_ACTIVE)
+		return;					/* canceled, finished or queued: nothing new starts */
+	if (fail)
+		end = pl_dag_fail(pipeline_task_id, job_task_id,
+						  failed_run_message(job_task_id, message), &failed_message);
+	else
+		end = pl_dag_advance(pipeline_task_id, job_task_id, &failed_message);
+	if (end)
+		finish_run(pipeline_task_id, PL_ACTIVE, failed_message ? PL_FAILED : PL_SUCCEEDED,
+				   failed_message);
+}
+
+/* A failed task of a dag run that does not fail it: a non-blocking manual task (allow_failure). */
+static bool
+dag_failure_allowed(int64 job_task_id)
+{
+	static PlStmt q = {
+		"SELECT run_when = 'manual' AND NOT blocking FROM pipeline.job_task WHERE id = $1",
+		1, {INT8OID}
+	};
+	Datum		v[1];
+
+	v[0] = Int64GetDatum(job_task_id);
+	pl_exec(&q, v, NULL, 1);
+	return SPI_processed > 0 && pl_col_bool(0, 1);
 }
 
 
@@ -509,6 +601,8 @@ pl_sched_next_set(int64 pipeline_task_id, int64 **ids)
 {
 	int			n;
 
+	if (pl_dag_is_run(pipeline_task_id))
+		return pl_dag_next_set(pipeline_task_id, ids);
 	read_first_open_stage(pipeline_task_id);
 	n = next_set_size();
 	*ids = palloc(sizeof(int64) * (n + 1));

@@ -28,10 +28,10 @@ extern void pl_sched_cancel_run(int64 pipeline_task_id, const char *reason, bool
  */
 extern void pl_sched_after(int64 job_task_id, int64 pipeline_task_id, int stage_index,
 						   PlStage new_stage, bool force_trigger);
-/* pl_sched_after() when the caller already read the task's row */
+/* pl_sched_after() when the caller already read the task's row (dag: it is a dag run's task) */
 extern void pl_sched_after_known(int64 job_task_id, int64 pipeline_task_id, int stage_index,
 								 PlStage new_stage, bool force_trigger, bool ignore_failed,
-								 bool gate_waiting, const char *message);
+								 bool gate_waiting, const char *message, bool dag);
 /* A confirm gate passed: continue as if the task succeeded (same locks). */
 extern void pl_sched_continue(int64 job_task_id, int64 pipeline_task_id);
 

@@ -240,7 +240,7 @@ pl_update_job_task_status(PG_FUNCTION_ARGS)
 	else if (pt != 0 && (done.old_stage != done.new_stage || force_trigger) &&
 			 (pl_stage_complete(done.new_stage) || force_trigger))
 		pl_sched_after_known(id, pt, done.stage_index, done.new_stage, force_trigger,
-							 done.ignore_failed, done.gate_waiting, done.message);
+							 done.ignore_failed, done.gate_waiting, done.message, done.dag);
 
 	/*
 	 * 7. the row, as read back by the update.  Advancing after a completion

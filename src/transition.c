@@ -359,7 +359,8 @@ pl_tr_reopen(int64 id, int64 pipeline_task_id, PlStage old_stage)
 	"  pipeline.mask_params((u.r).runtime_envs, (u.r).sensitive)," \
 	TR_ANNOUNCE_COLS "," \
 	"  (u.r).ignore_failed, (u.r).gate IS NOT NULL, (u.r).message," \
-	"  u.old_stage, (u.r).stage, u.will_retry, (u.r).pipeline_task_id, (u.r).stage_index" \
+	"  u.old_stage, (u.r).stage, u.will_retry, (u.r).pipeline_task_id, (u.r).stage_index," \
+	"  (u.r).needs_left IS NOT NULL" \
 	" FROM u"
 
 /*
@@ -420,6 +421,7 @@ pl_tr_report(const PlReport *in, PlReported *out, MemoryContext outer)
 	(void) pl_col(0, 15, &isnull);
 	out->pipeline_task_id = isnull ? 0 : pl_col_int64(0, 15);
 	out->stage_index = pl_col_int32(0, 16);
+	out->dag = pl_col_bool(0, 17);
 	ann_do(&a);
 	return true;
 }

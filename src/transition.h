@@ -78,6 +78,7 @@ typedef struct PlReported
 	bool		will_retry;
 	int64		pipeline_task_id;	/* 0 when the task belongs to no run */
 	int			stage_index;
+	bool		dag;			/* a task of a dag run (SPEC §13, dagsched.c) */
 } PlReported;
 
 /*

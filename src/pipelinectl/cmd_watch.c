@@ -40,6 +40,7 @@ typedef struct wtask
 	char *message;
 	char *gate;
 	char *actors;				/* who must act on the waiting gate: "alice, bob" */
+	char *waiting;				/* SPEC §13: "waiting for build/fast" or a manual task's play */
 	bool ignore_failed;
 	int attempt;
 	double secs;				/* < 0 when not started */
@@ -89,6 +90,7 @@ wrun_free(wrun *r)
 		free(r->tasks[i].message);
 		free(r->tasks[i].gate);
 		free(r->tasks[i].actors);
+		free(r->tasks[i].waiting);
 		free(r->tasks[i].id);
 	}
 	free(r->tasks);
@@ -160,7 +162,16 @@ fetch(watcher *w, wrun *r, db_error *err)
 				   "        WHEN 'audit' THEN coalesce(to_jsonb(t)->'audit'->'auditors', '[]')"
 				   "        WHEN 'confirm' THEN coalesce(to_jsonb(t)->'confirm'->'checkers', '[]')"
 				   "        ELSE '[]' END) x),"
-				   " coalesce((to_jsonb(t)->>'ignore_failed')::boolean, false)"
+				   " coalesce((to_jsonb(t)->>'ignore_failed')::boolean, false),"
+				   /* SPEC §13 (dag runs): what a pending task waits for */
+				   " CASE WHEN t.stage <> 'pending' OR t.gate IS NOT NULL THEN NULL"
+				   "  WHEN (to_jsonb(t)->>'needs_left')::int > 0 THEN 'waiting for ' || ("
+				   "   SELECT string_agg(n.stage_name || '/' || n.task_name, ', ' ORDER BY n.id)"
+				   "     FROM pipeline.job_tasks n"
+				   "    WHERE n.id IN (SELECT jsonb_array_elements_text(to_jsonb(t)->'needs')::bigint)"
+				   "      AND (n.stage < 'canceled' OR n.gate IS NOT NULL))"
+				   "  WHEN to_jsonb(t)->>'run_when' = 'manual'"
+				   "  THEN 'manual: pipelinectl play ' || t.id END"
 				   " FROM pipeline.job_tasks t WHERE pipeline_task_id = $1::bigint"
 				   " ORDER BY stage_index, task_index, id",
 				   1, params, err);
@@ -187,6 +198,7 @@ fetch(watcher *w, wrun *r, db_error *err)
 		t->id = dup_or(db_value(res, i, 9), "?");
 		t->actors = dup_or_null(db_value(res, i, 10));
 		t->ignore_failed = db_value(res, i, 11) && db_value(res, i, 11)[0] == 't';
+		t->waiting = dup_or_null(db_value(res, i, 12));
 	}
 	PQclear(res);
 	return true;
@@ -450,6 +462,13 @@ draw_screen(watcher *w, const wrun *r, bool reconnecting)
 			put_fit(&sb, line, &room);
 			sb_puts(&sb, reset);
 		}
+		if (t->waiting)
+		{
+			snprintf(line, sizeof(line), "  %s", t->waiting);
+			sb_puts(&sb, dim);
+			put_fit(&sb, line, &room);
+			sb_puts(&sb, reset);
+		}
 		if (t->message && *t->message)
 		{
 			sb_puts(&sb, dim);
@@ -471,7 +490,7 @@ static const wtask *
 find_prev(const wrun *prev, const wtask *t)
 {
 	for (int i = 0; i < prev->ntasks; i++)
-		if (prev->tasks[i].stage_index == t->stage_index && prev->tasks[i].task_index == t->task_index)
+		if (strcmp(prev->tasks[i].id, t->id) == 0)	/* matrix job tasks share a task_index */
 			return &prev->tasks[i];
 	return NULL;
 }
@@ -497,6 +516,8 @@ print_task_line(const char *clock, const wtask *t, const char *from)
 		gate_text(t, gtext, sizeof(gtext));
 		printf(" (%s)", gtext);
 	}
+	if (t->waiting)
+		printf(" (%s)", t->waiting);
 	if (t->attempt > 1)
 		printf(" (attempt %d)", t->attempt);
 	if (msg)

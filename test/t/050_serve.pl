@@ -51,6 +51,7 @@ GRANT SELECT ON pipeline.job_tasks, pipeline.pipeline_tasks TO ci_runner;
 GRANT EXECUTE ON FUNCTION
     pipeline.audit_job_task(bigint, boolean, text),
     pipeline.confirm_job_task(bigint, boolean, text),
+    pipeline.play_job_task(bigint),
     pipeline.job_task_log(bigint), pipeline.graph(bigint, text)
   TO ci_auditor;
 GRANT SELECT ON pipeline.job_tasks, pipeline.pipeline_tasks TO ci_auditor;
@@ -149,6 +150,41 @@ if (-s $shot && $ENV{PL_UPDATE_DOCS})
 {
 	if (-w "$root/docs") { system('cp', $shot, "$root/docs/dashboard-run.png"); }
 	else { diag("docs/ is not writable: the new screenshot is $shot"); }
+}
+
+# ---------------------------------------------------------------- Play (SPEC §13)
+# a blocking manual task of a real run: its row on the run page has a Play button; the
+# auditor's click (the form's POST, with the page's CSRF token) plays it and the runner runs it
+{
+	my $u = "http://127.0.0.1:$pa";
+	my $jar = "$tmp/play.cookies";
+	$node->safe_psql('postgres', q{SELECT pipeline.define_pipeline('{"name": "web_play", "stages": [
+	  {"name": "release", "tasks": [{"name": "go", "when": "manual", "blocking": true,
+	     "job": {"command": "echo played"}}]}]}')});
+	my $prun = $node->safe_psql('postgres', q{SELECT pipeline.run_pipeline('web_play')});
+	my $go = $node->safe_psql('postgres',
+		"SELECT id FROM pipeline.job_task WHERE pipeline_task_id = $prun");
+	is($node->safe_psql('postgres', "SELECT stage FROM pipeline.job_task WHERE id = $go"),
+		'pending', 'Play: the manual task waits, pending');
+	my $page = `curl -s -c $jar -b $jar $u/login`;
+	my ($csrf) = $page =~ /name="csrf" value="([0-9a-f]+)"/;
+	system("curl -s -c $jar -b $jar -d csrf=$csrf -d role=ci_auditor -d password=auditor-pw $u/login >/dev/null");
+	$page = `curl -s -c $jar -b $jar $u/run/$prun`;
+	($csrf) = $page =~ /name="csrf" value="([0-9a-f]+)"/;
+	like($page, qr/<form[^>]*>(?:(?!<\/form>).)*name="action" value="play"(?:(?!<\/form>).)*name="id" value="$go"/s,
+		'Play: the run page has a Play button for it');
+	system("curl -s -b $jar -d csrf=$csrf -d action=play -d id=$go -d run=$prun $u/action >/dev/null");
+	my $stage = '';
+	for (1 .. 150)
+	{
+		$stage = $node->safe_psql('postgres', "SELECT stage FROM pipeline.pipeline_task WHERE id = $prun");
+		last if $stage eq 'succeeded';
+		usleep(200_000);
+	}
+	is($stage, 'succeeded', 'Play: the click played it, the runner ran it, the run succeeded');
+	like($node->safe_psql('postgres',
+		"SELECT string_agg(chunk, '') FROM pipeline.job_task_log WHERE job_task_id = $go"),
+		qr/^played\n?$/, '... with its output');
 }
 
 is(PipelineNode::stop_ctl($serve_a), 0, 'serve A stops cleanly on SIGTERM (exit 0)');
