@@ -174,6 +174,113 @@ $fn$;
 ALTER FUNCTION graph(bigint, text) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 
 -- ---------------------------------------------------------------------------
+-- Issue 12 item 2: slim event rows.  The table "event" becomes
+-- "event_store" (its rows, constraints, index and sequence stay as they are);
+-- new job task events store only their "as of the event" fields and the view
+-- "event" adds the rest from the task's and the run's rows.  Events written
+-- before the upgrade keep their full payload, which the view returns as it
+-- was (the stored keys win over the derived ones).  events_since returns the
+-- view's row type, so it is dropped and created again; purge() deletes from
+-- the table.  The grants readers had keep working: what roles were granted
+-- on the old events_since is granted on the new one, and on the old table
+-- (which keeps its ACL) on the view; they stay the user's grants, not the
+-- extension's initial privileges, so pg_dump goes on dumping them.
+DO $do$
+DECLARE
+    fn_acl aclitem[];
+    ev_acl aclitem[];
+    base_fn aclitem[];
+    base_ev aclitem[];
+    g record;
+BEGIN
+    SELECT p.proacl INTO fn_acl FROM pg_catalog.pg_proc p
+     WHERE p.oid = 'pipeline.events_since(bigint, int)'::regprocedure;
+    SELECT c.relacl INTO ev_acl FROM pg_catalog.pg_class c WHERE c.oid = 'pipeline.event'::regclass;
+    ALTER TABLE pipeline.event RENAME TO event_store;
+    DROP FUNCTION pipeline.events_since(bigint, int);
+    CREATE VIEW event AS
+    SELECT e.id, e.at, e.kind, e.object_id, e.pipeline_task_id, e.old_stage, e.new_stage,
+           CASE WHEN e.kind = 'job_task' THEN
+               jsonb_build_object(
+                   'id', e.object_id, 'pipeline_task_id', e.pipeline_task_id,
+                   'pipeline_name', p.pipeline_name,
+                   'stage_index', t.stage_index, 'stage_name', t.stage_name,
+                   'task_index', t.task_index, 'task_name', t.task_name,
+                   'job_name', t.job_name, 'stage', e.new_stage, 'old_stage', e.old_stage,
+                   'message', NULL::text, 'attempt', 1, 'runner', NULL::text,
+                   'dry_run', t.dry_run, 'gate', NULL::text, 'gate_result', '{}'::jsonb,
+                   'start_at', NULL::timestamptz, 'end_at', NULL::timestamptz) || e.payload
+           ELSE e.payload
+           END AS payload
+      FROM event_store e
+      LEFT JOIN job_task t ON e.kind = 'job_task' AND t.id = e.object_id
+      LEFT JOIN pipeline_task p ON e.kind = 'job_task' AND p.id = e.pipeline_task_id;
+    REVOKE ALL ON pipeline.event FROM PUBLIC;
+    CREATE FUNCTION pipeline.events_since(after_id bigint, max int DEFAULT 1000) RETURNS SETOF pipeline.event
+        AS 'MODULE_PATHNAME', 'pl_events_since' LANGUAGE C VOLATILE
+        SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+    REVOKE ALL ON FUNCTION pipeline.events_since(bigint, int) FROM PUBLIC;
+    -- the readers' grants, given again by the owner; GRANT in an extension script also
+    -- records them as the object's initial privileges, which they are not: those are
+    -- put back to what a fresh install has (the ACL right after the REVOKEs)
+    SELECT p.proacl INTO base_fn FROM pg_catalog.pg_proc p
+     WHERE p.oid = 'pipeline.events_since(bigint, int)'::regprocedure;
+    SELECT c.relacl INTO base_ev FROM pg_catalog.pg_class c WHERE c.oid = 'pipeline.event'::regclass;
+    FOR g IN SELECT a.privilege_type, a.is_grantable,
+                    CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE pg_catalog.quote_ident(r.rolname) END AS who
+               FROM pg_catalog.aclexplode(fn_acl) a LEFT JOIN pg_catalog.pg_roles r ON r.oid = a.grantee
+              WHERE a.grantee <> a.grantor AND (a.grantee = 0 OR r.oid IS NOT NULL)
+    LOOP
+        EXECUTE pg_catalog.format('GRANT %s ON FUNCTION pipeline.events_since(bigint, int) TO %s%s',
+                                  g.privilege_type, g.who,
+                                  CASE WHEN g.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END);
+    END LOOP;
+    FOR g IN SELECT a.privilege_type, a.is_grantable,
+                    CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE pg_catalog.quote_ident(r.rolname) END AS who
+               FROM pg_catalog.aclexplode(ev_acl) a LEFT JOIN pg_catalog.pg_roles r ON r.oid = a.grantee
+              WHERE a.grantee <> a.grantor AND (a.grantee = 0 OR r.oid IS NOT NULL)
+    LOOP
+        EXECUTE pg_catalog.format('GRANT %s ON pipeline.event TO %s%s', g.privilege_type, g.who,
+                                  CASE WHEN g.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END);
+    END LOOP;
+    UPDATE pg_catalog.pg_init_privs SET initprivs = base_fn
+     WHERE classoid = 'pg_catalog.pg_proc'::regclass
+       AND objoid = 'pipeline.events_since(bigint, int)'::regprocedure AND objsubid = 0;
+    UPDATE pg_catalog.pg_init_privs SET initprivs = base_ev
+     WHERE classoid = 'pg_catalog.pg_class'::regclass AND objoid = 'pipeline.event'::regclass
+       AND objsubid = 0;
+END
+$do$;
+CREATE OR REPLACE FUNCTION purge(older_than interval) RETURNS bigint
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+    n bigint;
+    doomed bigint[];
+BEGIN
+    IF older_than IS NULL THEN
+        RAISE EXCEPTION 'purge: older_than must not be null' USING ERRCODE = '22004';
+    END IF;
+    IF older_than < interval '0' THEN
+        RAISE EXCEPTION 'purge: older_than must be a non-negative interval' USING ERRCODE = '22023';
+    END IF;
+    doomed := ARRAY(SELECT p.id FROM pipeline.pipeline_task p
+                     WHERE p.stage >= 'canceled' AND p.end_at < now() - older_than
+                     ORDER BY p.id FOR UPDATE SKIP LOCKED);
+    n := cardinality(doomed);
+    DELETE FROM pipeline.hook_delivery d WHERE d.pipeline_task_id = ANY (doomed);
+    DELETE FROM pipeline.event_store e WHERE e.pipeline_task_id = ANY (doomed);
+    DELETE FROM pipeline.job_task_log l USING pipeline.job_task t
+     WHERE l.job_task_id = t.id AND t.pipeline_task_id = ANY (doomed);
+    DELETE FROM pipeline.pipeline_task p WHERE p.id = ANY (doomed);
+    RETURN n;
+END
+$fn$;
+
+-- Issue 12 item 2: room for HOT updates of job_task (new pages only;
+-- existing pages get the room as VACUUM frees them).
+ALTER TABLE job_task SET (fillfactor = 80);
+
+-- ---------------------------------------------------------------------------
 -- Issue 13 item 3 (chain): chained pipelines (SPEC §15).  A pipeline definition may
 -- carry next_pipelines (checked in C, stored in the definition: no schema change for
 -- it); a run that ends records the runs it chained, or why one did not start, in
@@ -214,7 +321,7 @@ BEGIN
                      ORDER BY p.id FOR UPDATE SKIP LOCKED);
     n := cardinality(doomed);
     DELETE FROM pipeline.hook_delivery d WHERE d.pipeline_task_id = ANY (doomed);
-    DELETE FROM pipeline.event e WHERE e.pipeline_task_id = ANY (doomed);
+    DELETE FROM pipeline.event_store e WHERE e.pipeline_task_id = ANY (doomed);
     DELETE FROM pipeline.job_task_log l USING pipeline.job_task t
      WHERE l.job_task_id = t.id AND t.pipeline_task_id = ANY (doomed);
     DELETE FROM pipeline.pipeline_task p WHERE p.id = ANY (doomed);

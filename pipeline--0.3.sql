@@ -113,7 +113,11 @@ CREATE TABLE job_task (
     needs_left       int,                         -- needed tasks not resolved yet; -1: resolved itself
     run_when         text        CHECK (run_when IN ('on_success', 'manual', 'always', 'on_failure')),
     blocking         boolean     NOT NULL DEFAULT false  -- a manual task that holds its run
-);
+) WITH (fillfactor = 80);
+-- fillfactor 80 (issue 12): room on each page for the new versions of its rows,
+-- so that an update whose changed columns are in no index key or predicate
+-- (heartbeats; every status update once no index predicate holds a per-update
+-- column) can be HOT: no index insert, pruned within the page.
 -- The resolved job of each job task (runner, command, timeout, retries, labels,
 -- declared params, version): written once when the run starts, read by
 -- claim_job_tasks.  Kept out of job_task, whose row is rewritten at every
@@ -134,20 +138,56 @@ CREATE INDEX job_task_queue_idx ON job_task (id) WHERE stage = 'scheduling';
 -- (reap() finds running tasks through job_task_open_idx: one index fewer to
 -- maintain on every stage change, and open tasks are few)
 
--- The outbox: one row per stage change, written in the changing transaction.
-CREATE TABLE event (
-    id               bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+-- The outbox: one row per stage change, written in the changing transaction
+-- (src/transition.c).  Issue 12: a job task event's row is slim: its
+-- payload holds only what is "as of the event" and not already a column --
+-- message, attempt (when not 1), runner, gate, gate_result (when not {}),
+-- start_at, end_at, null keys left out -- about 60 bytes instead of 400; the
+-- rest of the snapshot (the run's name, the task's stage and task index and
+-- name, job_name, dry_run) never changes after the task is created and is
+-- read from the task's and the run's rows by the view "event" below.  A run
+-- event (a few per run) keeps its full snapshot.  Events written before 0.3
+-- keep their full payload, which the view returns unchanged (the stored keys
+-- win).  The constraints, the index and the sequence keep the names of the
+-- 0.2 table "event" (the upgrade renames that table).
+CREATE TABLE event_store (
+    id               bigint GENERATED ALWAYS AS IDENTITY (SEQUENCE NAME event_id_seq),
     at               timestamptz NOT NULL DEFAULT clock_timestamp(),
-    kind             text        NOT NULL CHECK (kind IN ('job_task', 'pipeline_task')),
+    kind             text        NOT NULL CONSTRAINT event_kind_check
+                                 CHECK (kind IN ('job_task', 'pipeline_task')),
     object_id        bigint      NOT NULL,
     pipeline_task_id bigint,
     old_stage        task_stage,
     new_stage        task_stage  NOT NULL,
-    payload          jsonb       NOT NULL
+    payload          jsonb       NOT NULL,
+    CONSTRAINT event_pkey PRIMARY KEY (id)
 );
 -- BRIN: events arrive in id order, runs roughly so; purge() and per-run reads
 -- find their pages without a B-tree insert on every event
-CREATE INDEX event_run_idx ON event USING brin (pipeline_task_id);
+CREATE INDEX event_run_idx ON event_store USING brin (pipeline_task_id);
+
+-- The events as readers see them (events_since, hook deliveries, SELECT): a
+-- job task event's stored delta over the snapshot fields read from the task
+-- and run rows (a key the delta leaves out is null, attempt 1, gate_result
+-- {}); a run event's payload as stored.  Only built-in functions: a role
+-- granted SELECT on the view needs no EXECUTE on helpers.
+CREATE VIEW event AS
+SELECT e.id, e.at, e.kind, e.object_id, e.pipeline_task_id, e.old_stage, e.new_stage,
+       CASE WHEN e.kind = 'job_task' THEN
+           jsonb_build_object(
+               'id', e.object_id, 'pipeline_task_id', e.pipeline_task_id,
+               'pipeline_name', p.pipeline_name,
+               'stage_index', t.stage_index, 'stage_name', t.stage_name,
+               'task_index', t.task_index, 'task_name', t.task_name,
+               'job_name', t.job_name, 'stage', e.new_stage, 'old_stage', e.old_stage,
+               'message', NULL::text, 'attempt', 1, 'runner', NULL::text,
+               'dry_run', t.dry_run, 'gate', NULL::text, 'gate_result', '{}'::jsonb,
+               'start_at', NULL::timestamptz, 'end_at', NULL::timestamptz) || e.payload
+       ELSE e.payload
+       END AS payload
+  FROM event_store e
+  LEFT JOIN job_task t ON e.kind = 'job_task' AND t.id = e.object_id
+  LEFT JOIN pipeline_task p ON e.kind = 'job_task' AND p.id = e.pipeline_task_id;
 
 -- What a hook sender must deliver: one row per (event, matching hook).
 CREATE TABLE hook_delivery (
@@ -213,7 +253,7 @@ SELECT pg_catalog.pg_extension_config_dump('pipeline_task_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('job_task', '');
 SELECT pg_catalog.pg_extension_config_dump('job_task_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('job_task_spec', '');
-SELECT pg_catalog.pg_extension_config_dump('event', '');
+SELECT pg_catalog.pg_extension_config_dump('event_store', '');
 SELECT pg_catalog.pg_extension_config_dump('event_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('hook_delivery', '');
 SELECT pg_catalog.pg_extension_config_dump('hook_delivery_id_seq', '');
@@ -495,7 +535,7 @@ BEGIN
                      ORDER BY p.id FOR UPDATE SKIP LOCKED);
     n := cardinality(doomed);
     DELETE FROM pipeline.hook_delivery d WHERE d.pipeline_task_id = ANY (doomed);
-    DELETE FROM pipeline.event e WHERE e.pipeline_task_id = ANY (doomed);
+    DELETE FROM pipeline.event_store e WHERE e.pipeline_task_id = ANY (doomed);
     DELETE FROM pipeline.job_task_log l USING pipeline.job_task t
      WHERE l.job_task_id = t.id AND t.pipeline_task_id = ANY (doomed);
     DELETE FROM pipeline.pipeline_task p WHERE p.id = ANY (doomed);
@@ -726,7 +766,7 @@ SELECT d.id, d.event_id, d.pipeline_task_id, d.job_task_id, e.kind AS event_kind
        redact_target(d.target) AS target,
        d.status, d.attempts, d.http_code, d.response, d.cost_ms, d.next_attempt_at,
        d.results, d.created_at, d.finished_at
-  FROM hook_delivery d JOIN event e ON e.id = d.event_id;
+  FROM hook_delivery d JOIN event_store e ON e.id = d.event_id;
 
 -- Every delivery a job task's events caused, with every attempt's result.
 CREATE FUNCTION job_task_deliveries(id bigint) RETURNS SETOF deliveries

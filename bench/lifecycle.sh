@@ -7,7 +7,10 @@
 #                             baseline/3; on 100-wide parallel runs and on 20-stage serial runs
 #   wal_bytes_per_task        WAL bytes per task of the coalesced parallel lifecycle
 #                             (pg_current_wal_lsn() around the pgbench run / tasks finished),
-#                             ratio to graphile-worker's bytes per job (--peers)
+#                             ratio to graphile-worker's bytes per job (--peers); then its
+#                             breakdown wal_bytes_per_task_{event,job_task_heap,index,other}
+#                             (bench/diag.sh wal_categories, pg_walinspect) and the HOT share
+#                             of the job_task updates (stderr)
 #   lifecycle_*vs_graphile_worker   our lifecycle's tasks/s over graphile-worker's jobs/s
 #   lifecycle_batched_tasks_per_s   n/a until SPEC §16 (see the TODO below)
 #   long_reader_lifecycle_ratio     the coalesced parallel lifecycle with a REPEATABLE READ
@@ -23,7 +26,7 @@
 # the tasks it finished), LC_L0/LC_L1/LC_DONE for wal_breakdown (LC_WALDUMP=1: keep the WAL
 # for it), or reports NAME failed and returns 1.  Wait events are sampled meanwhile.
 lifecycle_measure() {
-	local name=$1 pipe=$2 per_run=$3 min_runs=$4 mode=${5:-coalesced} secs=${6:-$T} need runs done0 done1 left l0 l1
+	local name=$1 pipe=$2 per_run=$3 min_runs=$4 mode=${5:-coalesced} secs=${6:-$T} need runs done0 done1 left l0 l1 upd0 upd1
 	LC_RATE= LC_WAL= LC_L0= LC_L1=
 	# enough claimable work that the clients never run dry even at ratio 1.2
 	need=$(awk -v b="$BASELINE" -v t="$secs" 'BEGIN { printf "%d", b / 3 * 1.2 * t + 1000 }')
@@ -34,7 +37,8 @@ lifecycle_measure() {
 		{ failed "$name" "creating runs failed"; return 1; }
 	settle
 	done0=$(q "SELECT count(*) FROM pipeline.job_task WHERE stage = 'succeeded'")
-	((${LC_WALDUMP:-0})) && wal_keep   # for the caller's wal_breakdown
+	((${LC_WALDUMP:-0})) && wal_keep   # for the caller's wal_categories / wal_breakdown
+	upd0=$(q "SELECT n_tup_upd || ' ' || n_tup_hot_upd FROM pg_stat_user_tables WHERE relid = 'pipeline.job_task'::regclass")
 	l0=$(q "SELECT pg_current_wal_lsn()")
 	waits_start "$name-$mode" "$DB"
 	if ! PGOPTIONS="-c pipeline.notify=$mode" pgb "$name" -c "$CLIENTS" -j "$THREADS" -T "$secs" \
@@ -54,6 +58,10 @@ lifecycle_measure() {
 	LC_RATE=$(calc "($done1 - $done0) / $PGB_SECS")
 	LC_WAL=$(q "SELECT pg_wal_lsn_diff('$l1', '$l0') / $((done1 - done0))")
 	LC_L0=$l0 LC_L1=$l1 LC_DONE=$((done1 - done0))
+	# HOT share of the job_task updates (statistics of the clients, flushed when they ended)
+	sleep 0.6
+	upd1=$(q "SELECT n_tup_upd || ' ' || n_tup_hot_upd FROM pg_stat_user_tables WHERE relid = 'pipeline.job_task'::regclass")
+	LC_UPD=$((${upd1% *} - ${upd0% *})) LC_HOT="$((${upd1#* } - ${upd0#* })) ($(fmt "$(calc "(${upd1#* } - ${upd0#* }) * 100 / (${upd1% *} - ${upd0% *} + 0.000001)")" 0) %)"
 }
 # lifecycle_one NAME PIPELINE TASKS_PER_RUN MIN_RUNS [MODE]
 lifecycle_one() {
@@ -92,6 +100,8 @@ section_lifecycle() {
 			else
 				figure wal_bytes_per_task "$(fmt "$LC_WAL" 0)" B - "≤ graphile-worker's per job (--peers)" -
 			fi
+			wal_categories wal_bytes_per_task "$LC_L0" "$LC_L1" "$LC_DONE"
+			log "lifecycle: job_task updates during the run: $LC_UPD, HOT: $LC_HOT"
 			wal_breakdown lifecycle "$LC_L0" "$LC_L1" "$LC_DONE"
 			versus_gw lifecycle_vs_graphile_worker "$LC_RATE" "≥ 1.0 × graphile-worker"
 			((opt_quick)) || { fresh_db && q "SELECT bench_define('par100', ARRAY[100], true)" >/dev/null &&

@@ -108,6 +108,25 @@ SELECT count(*) AS events_after_rollback FROM pipeline.event WHERE pipeline_task
 SELECT count(*) AS events_since_ev1 FROM pipeline.events_since(:ev1);
 
 -- ---------------------------------------------------------------- NOTIFY
+-- the writer's own NOTIFY, one per event (immediate); the default, coalesced
+-- (issue 12), is tested by test/cli/notify_coalesced.sh.  The coalesced
+-- notifier the earlier tests started would announce our events too: stop it
+-- (a writer in immediate mode starts none) before the listener listens.
+SET pipeline.notify = immediate;
+DO $$
+BEGIN
+    PERFORM pg_terminate_backend(pid) FROM pg_stat_activity
+     WHERE backend_type = 'pipeline notifier' AND datname = current_database();
+    FOR i IN 1 .. 200 LOOP
+        PERFORM pg_stat_clear_snapshot();
+        EXIT WHEN NOT EXISTS (SELECT FROM pg_stat_activity
+                               WHERE backend_type = 'pipeline notifier' AND datname = current_database());
+        PERFORM pg_sleep(0.05);
+    END LOOP;
+END
+$$;
+SELECT count(*) AS notifiers FROM pg_stat_activity
+ WHERE backend_type = 'pipeline notifier' AND datname = current_database();
 CREATE EXTENSION IF NOT EXISTS dblink;
 SELECT dblink_connect('listener', format('host=%s port=%s dbname=%s user=%s',
     CASE WHEN current_setting('unix_socket_directories') <> ''

@@ -1,8 +1,11 @@
 /*
- * event.c: events_since(), reading the outbox.  One pipeline.event row per
- * stage change is written in the changing transaction by transition.c (the
- * only writer), then announced (announce.c: NOTIFY pipeline_events with the
- * event id, hook deliveries).
+ * event.c: events_since(), reading the outbox.  One pipeline.event_store row
+ * per stage change is written in the changing transaction by transition.c
+ * (the only writer), then announced (announce.c: NOTIFY pipeline_events with
+ * the event id, hook deliveries).  Readers see the view pipeline.event: a job
+ * task event's slim stored payload completed with the task's and run's
+ * creation-time fields (pipeline--0.3.sql says which); events_since returns
+ * its rows.
  *
  * Layer: api
  *
@@ -11,10 +14,10 @@
  * 11 committed while event 10 is still in flight, remember 11 and never see
  * 10.  events_since() therefore
  *   1. reads the sequence's last value B: every id <= B was handed out to a
- *      transaction that already held RowExclusiveLock on pipeline.event (the
+ *      transaction that already held RowExclusiveLock on pipeline.event_store (the
  *      INSERT takes the table lock before it evaluates the default);
  *   2. waits, with WaitForLockers(), until every transaction that holds a lock
- *      on pipeline.event conflicting with ShareLock has ended -- exactly the
+ *      on pipeline.event_store conflicting with ShareLock has ended -- exactly the
  *      in-flight event writers.  This takes no lock and so never blocks new
  *      writers (the same wait CREATE INDEX CONCURRENTLY uses);
  *   3. reads, with a fresh snapshot, the events with after_id < id <= B.
@@ -77,7 +80,7 @@ pl_events_since(PG_FUNCTION_ARGS)
 
 	if (bound > after)
 	{
-		relid = get_relname_relid("event", get_namespace_oid("pipeline", false));
+		relid = get_relname_relid("event_store", get_namespace_oid("pipeline", false));
 		SET_LOCKTAG_RELATION(tag, MyDatabaseId, relid);
 		WaitForLockers(tag, ShareLock, false);
 

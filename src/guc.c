@@ -21,7 +21,7 @@ int			pl_retry_backoff = 10;
 int			pl_max_chain_depth = 10;
 static int	pl_hook_max_attempts = 5;
 static int	pl_hook_backoff = 10;
-int			pl_notify = PL_NOTIFY_IMMEDIATE;
+int			pl_notify = PL_NOTIFY_COALESCED;
 
 static const struct config_enum_entry notify_options[] = {
 	{"immediate", PL_NOTIFY_IMMEDIATE, false},
@@ -91,7 +91,7 @@ pl_guc_init(void)
 							 "background worker sends one NOTIFY per pipeline.notify_interval with "
 							 "the newest event id; off: none (listeners poll events_since()).",
 							 &pl_notify,
-							 PL_NOTIFY_IMMEDIATE,
+							 PL_NOTIFY_COALESCED,
 							 notify_options,
 							 PGC_USERSET,
 							 0,

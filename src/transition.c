@@ -9,7 +9,7 @@
  *   - applies the timestamp rules (PL_TR_START_AT_SQL / PL_TR_END_AT_SQL in
  *     transition.h; a new attempt clears both: TR_NEW_ATTEMPT);
  *   - writes the event row in the same statement, through the one INSERT
- *     into pipeline.event of the C code (TR_INSERT_EVENT, fed by a CTE "x"
+ *     into pipeline.event_store of the C code (TR_INSERT_EVENT, fed by a CTE "x"
  *     that has the same columns for job task and run events);
  *   - returns what announcing needs, and the function then announces the
  *     event (announce.c: NOTIFY, hook deliveries).
@@ -35,21 +35,20 @@
 #include "util.h"
 
 /*
- * SQL of a job task event's payload, for a row expression T and the old
- * stage's SQL expression OLD: a snapshot without params (they may hold
- * secrets) and without the token digest.
+ * SQL of a job task event's stored payload, for a row expression T: only the
+ * fields that may change during the task's life (the snapshot "as of the
+ * event"), nulls left out, attempt only when not 1, gate_result only when not
+ * empty.  The view pipeline.event adds the fields fixed at the task's
+ * creation (names, indexes, job_name, dry_run, the run's name) and the
+ * stages, which are columns (pipeline--0.3.sql).  Never params (they may hold
+ * secrets) nor the token digest.
  */
-#define TR_TASK_PAYLOAD(T, OLD) \
-	"pg_catalog.jsonb_build_object(" \
-	" 'id', " T ".id, 'pipeline_task_id', " T ".pipeline_task_id," \
-	" 'pipeline_name', (SELECT pp.pipeline_name FROM pipeline.pipeline_task pp" \
-	"                    WHERE pp.id = " T ".pipeline_task_id)," \
-	" 'stage_index', " T ".stage_index, 'stage_name', " T ".stage_name," \
-	" 'task_index', " T ".task_index, 'task_name', " T ".task_name," \
-	" 'job_name', " T ".job_name, 'stage', " T ".stage, 'old_stage', " OLD "," \
-	" 'message', " T ".message, 'attempt', " T ".attempt, 'runner', " T ".runner," \
-	" 'dry_run', " T ".dry_run, 'gate', " T ".gate, 'gate_result', " T ".gate_result," \
-	" 'start_at', " T ".start_at, 'end_at', " T ".end_at)"
+#define TR_TASK_PAYLOAD(T) \
+	"(pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(" \
+	" 'message', " T ".message, 'attempt', NULLIF(" T ".attempt, 1), 'runner', " T ".runner," \
+	" 'gate', " T ".gate, 'start_at', " T ".start_at, 'end_at', " T ".end_at))" \
+	" || CASE WHEN " T ".gate_result = '{}' THEN '{}'::jsonb" \
+	"    ELSE pg_catalog.jsonb_build_object('gate_result', " T ".gate_result) END)"
 
 /* A run event's payload: params masked by name. */
 #define TR_RUN_PAYLOAD(T, OLD) \
@@ -75,7 +74,7 @@
 #define TR_JOB_EVENT_ROWS(COND) \
 	" x AS (SELECT 'job_task'::text AS kind, (u.r).id AS object_id," \
 	"  (u.r).pipeline_task_id AS pipeline_task_id, u.old_stage, (u.r).stage AS new_stage," \
-	"  " TR_TASK_PAYLOAD("(u.r)", "u.old_stage") " AS payload," \
+	"  " TR_TASK_PAYLOAD("(u.r)") " AS payload," \
 	"  " TR_HOOKS_IF_ANY("(u.r)") " AS hooks, (u.r).id AS job_task_id" \
 	"  FROM u WHERE " COND "),"
 #define TR_RUN_EVENT_ROWS(COND) \
@@ -85,9 +84,9 @@
 	"  " TR_HOOKS_IF_ANY("(u.r)") " AS hooks, NULL::bigint AS job_task_id" \
 	"  FROM u WHERE " COND "),"
 
-/* The one insert into pipeline.event of the C code. */
+/* The one insert into pipeline.event_store of the C code (read through the view pipeline.event). */
 #define TR_INSERT_EVENT \
-	" e AS (INSERT INTO pipeline.event (kind, object_id, pipeline_task_id, old_stage, new_stage, payload)" \
+	" e AS (INSERT INTO pipeline.event_store (kind, object_id, pipeline_task_id, old_stage, new_stage, payload)" \
 	" SELECT x.kind, x.object_id, x.pipeline_task_id, x.old_stage, x.new_stage, x.payload FROM x" \
 	" RETURNING id)"
 

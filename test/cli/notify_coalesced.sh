@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# notify_coalesced: pipeline.notify = coalesced.  A status change sends no NOTIFY
-# of its own; the on-demand background notifier announces the newest event id
-# within a few milliseconds, from another backend, and leaves after two idle
-# seconds.  pipeline.notify = immediate (the default) notifies from the writer.
+# notify_coalesced: pipeline.notify = coalesced, the default since issue 12.  A status
+# change sends no NOTIFY of its own; the on-demand background notifier announces the
+# newest event id within a few milliseconds, from another backend, and leaves after two
+# idle seconds.  pipeline.notify = immediate notifies from the writer.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 pass=0 fail=0
@@ -15,10 +15,10 @@ q "CREATE EXTENSION IF NOT EXISTS pipeline" >/dev/null
 q "SELECT pipeline.define_job('{\"name\": \"${id}_job\", \"command\": \"true\", \"labels\": {\"cli\": \"$id\"}}')" >/dev/null
 q "SELECT pipeline.define_pipeline('{\"name\": \"${id}_pipe\", \"stages\": [{\"name\": \"s\", \"tasks\": [{\"name\": \"t\", \"job\": \"${id}_job\"}]}]}')" >/dev/null
 
-# coalesced: LISTEN, start a run (two events), wait, poke the connection
+# coalesced, by default (nothing SET): LISTEN, start a run (two events), wait, poke the
+# connection
 out=$(psql -X -v ON_ERROR_STOP=1 -At <<SQL
 LISTEN pipeline_events;
-SET pipeline.notify = coalesced;
 SELECT 'me=' || pg_backend_pid();
 SELECT 'run=' || pipeline.run_pipeline('${id}_pipe');
 SELECT 'max=' || max(id) FROM pipeline.event;
@@ -47,6 +47,7 @@ left=$(q "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'pipeline n
 # immediate: the writer itself notifies, with the event's id
 out=$(psql -X -v ON_ERROR_STOP=1 -At <<SQL
 LISTEN pipeline_events;
+SET pipeline.notify = immediate;
 SELECT 'me=' || pg_backend_pid();
 SELECT pipeline.cancel_pipeline_task($run) IS NOT NULL;
 SELECT 'max=' || max(id) FROM pipeline.event;

@@ -195,6 +195,16 @@ is(q1("SELECT string_agg(DISTINCT stage || '/' || coalesce(gate, '-'), ' ' ORDER
 my $pending_deliveries = q1(q{SELECT count(*) FROM pipeline.hook_delivery WHERE status = 'pending'});
 ok($pending_deliveries > 0, "$OLD: $pending_deliveries hook deliveries pending");
 my $events_before = q1('SELECT max(id) FROM pipeline.event');
+# every old event as readers see it (issue 12: 0.3 stores job task events slim and reads
+# them through the view pipeline.event; the old rows must read exactly the same)
+my $old_events_sql = q{SELECT md5(string_agg(to_jsonb(e)::text, E'\n' ORDER BY e.id)) FROM pipeline.event e};
+my $old_events = q1($old_events_sql);
+# a reader's grants on events_since and on pipeline.event (0.3 re-creates the one and makes
+# the other a view): they must keep working
+q1(q{CREATE ROLE upg_reader;
+	GRANT USAGE ON SCHEMA pipeline TO upg_reader;
+	GRANT EXECUTE ON FUNCTION pipeline.events_since(bigint, int) TO upg_reader;
+	GRANT SELECT ON pipeline.event TO upg_reader});
 
 # ---- 4. the package upgrade: new files into the same tree, then ALTER EXTENSION
 $node->stop;
@@ -213,6 +223,11 @@ is($target, $CURRENT, "the current build offers $CURRENT");
 $node->safe_psql('postgres', 'ALTER EXTENSION pipeline UPDATE');
 is(q1(q{SELECT extversion FROM pg_extension WHERE extname = 'pipeline'}), $target,
 	"ALTER EXTENSION pipeline UPDATE moved the database from $OLD to $CURRENT");
+is(q1(q{SET ROLE upg_reader;
+	SELECT (SELECT count(*) FROM pipeline.events_since(0, 100000)) || ' ' || (SELECT count(*) FROM pipeline.event)}),
+	"$events_before $events_before", "a reader granted events_since and pipeline.event under $OLD still reads them");
+# (its grants are not in a fresh install: gone before the catalogs are compared)
+q1('DROP OWNED BY upg_reader; DROP ROLE upg_reader');
 
 # A description of everything in schema pipeline, one sorted line per fact.
 my $describe = <<'SQL';
@@ -308,6 +323,10 @@ is(scalar(@only_upgraded) + scalar(@only_fresh), 0,
 # ---- 5. every unfinished run finishes under the new version
 is(q1("SELECT count(*) FROM pipeline.event WHERE id <= $events_before"), $events_before,
 	"events of $OLD kept");
+is(q1("$old_events_sql WHERE e.id <= $events_before"), $old_events,
+	"events of $OLD read the same after the upgrade (payloads, stages, times)");
+is(q1("SELECT md5(string_agg(to_jsonb(e)::text, E'\\n' ORDER BY e.id)) FROM pipeline.events_since(0, 100000) e"
+	  . " WHERE e.id <= $events_before"), $old_events, "... and through events_since");
 my ($cid, $ctok) = @{ $tok{creating} };
 is(report($cid, $ctok, 'active'), 'active', "a task claimed under $OLD reports active with its old token");
 is(report($cid, $ctok, 'succeeded'), 'succeeded', '... and succeeded');
