@@ -236,4 +236,4 @@ SELECT regress.report(:run, 'build.make', 'succeeded');
 SELECT count(*) AS children, (SELECT chained FROM pipeline.pipeline_task WHERE id = :run) AS chained
   FROM pipeline.pipeline_task WHERE labels->>'parent_run' = :'run';
 SELECT regress.cancel_all();
-SELECT count(*) AS locks_left FROM pg_locks WHERE locktype = 'advisory';
+SELECT count(*) AS locks_left FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid();
