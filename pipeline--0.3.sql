@@ -60,6 +60,7 @@ CREATE TABLE pipeline_task (
     -- issue #11 (SPEC §13): runs of pipelines that use needs/matrix/when/if
     dag              boolean     NOT NULL DEFAULT false,  -- scheduled on the needs graph
     failing          boolean     NOT NULL DEFAULT false,  -- dag run failed (message says why); always/on_failure still run
+    chained          jsonb       NOT NULL DEFAULT '[]',  -- runs its end started (next_pipelines), or why not
     FOREIGN KEY (pipeline_name, pipeline_version) REFERENCES pipeline (name, version)
 );
 CREATE INDEX pipeline_task_open_idx ON pipeline_task (pipeline_name, id)
@@ -586,6 +587,10 @@ BEGIN
     DELETE FROM pipeline.job_queue q USING pipeline.job_task t
      WHERE q.job_task_id = t.id AND t.pipeline_task_id = ANY (doomed);
     DELETE FROM pipeline.pipeline_task p WHERE p.id = ANY (doomed);
+    -- trigger events as old, once none of their runs is left (issue 13)
+    DELETE FROM pipeline.trigger_event e
+     WHERE e.received_at < now() - older_than
+       AND NOT EXISTS (SELECT 1 FROM pipeline.pipeline_task p WHERE p.id = ANY (e.runs));
     RETURN n;
 END
 $fn$;
@@ -799,7 +804,8 @@ SELECT p.id, p.pipeline_name, p.pipeline_version, p.stage, p.message,
        p.end_at - p.start_at AS duration,
        (SELECT count(*) FROM job_task t WHERE t.pipeline_task_id = p.id) AS tasks_total,
        (SELECT count(*) FROM job_task t WHERE t.pipeline_task_id = p.id
-                                          AND t.stage >= 'canceled' AND t.gate IS NULL) AS tasks_done
+                                          AND t.stage >= 'canceled' AND t.gate IS NULL) AS tasks_done,
+       p.chained
   FROM pipeline_task p;
 
 -- Hook deliveries with secrets masked, one row per (event, hook).

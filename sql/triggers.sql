@@ -400,3 +400,38 @@ SELECT name, pipeline.define_trigger(t.definition || '{"enabled": false}'
                                      || jsonb_build_object('secret', 'disabled-' || name)) AS version
   FROM pipeline.triggers t WHERE (t.definition ->> 'enabled')::boolean ORDER BY name;
 SELECT count(*) AS enabled_triggers FROM pipeline.triggers WHERE (definition ->> 'enabled')::boolean;
+
+-- ---------------------------------------------------------------- purge() and trigger events
+-- purge(older_than) deletes the trigger events received before the horizon
+-- whose runs are all gone (purged now or before; an event that started
+-- nothing has none), and keeps the ones younger or with a run still there.
+SELECT pipeline.define_trigger('{"name": "tr_purge", "pipeline": "tr_app", "provider": "github",
+  "secret": "purge-secret-0123", "refs": "^refs/heads/main$"}') AS version;
+CREATE TEMP TABLE tp (name text PRIMARY KEY, event bigint, run bigint);
+CREATE FUNCTION pg_temp.fire(name text, ref text) RETURNS void LANGUAGE sql AS $$
+INSERT INTO tp (name, run) VALUES (name, (SELECT r FROM pipeline.fire_trigger('github',
+    jsonb_build_object('ref', ref, 'after', '0d1a26e6', 'commits', '[]'::jsonb,
+                       'repository', jsonb_build_object('full_name', 'acme/purge')), 'push') r LIMIT 1));
+UPDATE tp SET event = (SELECT max(id) FROM pipeline.trigger_event) WHERE tp.name = fire.name;
+$$;
+SELECT count(*) AS fired
+  FROM (VALUES ('old_run', 'refs/heads/main'), ('old_nomatch', 'refs/heads/dev'),
+               ('old_open_run', 'refs/heads/main'), ('young_run', 'refs/heads/main')) v(n, ref),
+       LATERAL pg_temp.fire(n, ref);
+SELECT name, run IS NOT NULL AS started FROM tp ORDER BY name;
+SELECT stage FROM pipeline.cancel_pipeline_task((SELECT run FROM tp WHERE name = 'old_run'), 'purge test');
+SELECT stage FROM pipeline.cancel_pipeline_task((SELECT run FROM tp WHERE name = 'young_run'), 'purge test');
+UPDATE pipeline.pipeline_task SET end_at = now() - interval '40 days'
+ WHERE id = (SELECT run FROM tp WHERE name = 'old_run');
+UPDATE pipeline.trigger_event SET received_at = now() - interval '41 days'
+ WHERE id IN (SELECT event FROM tp WHERE name LIKE 'old%');
+-- (other files' runs may go too: the count is not shown)
+SELECT pipeline.purge('30 days') >= 1 AS purged;
+SELECT tp.name, e.id IS NOT NULL AS event_kept, p.id IS NOT NULL AS run_kept
+  FROM tp LEFT JOIN pipeline.trigger_event e ON e.id = tp.event
+          LEFT JOIN pipeline.pipeline_task p ON p.id = tp.run
+ ORDER BY tp.name;
+SELECT pipeline.define_trigger(t.definition || '{"enabled": false}'
+                               || jsonb_build_object('secret', 'disabled-' || name)) AS version
+  FROM pipeline.triggers t WHERE name = 'tr_purge';
+SELECT regress.cancel_all() IS NOT NULL AS tidy;

@@ -25,6 +25,7 @@
 #include "utils/jsonb.h"
 
 #include "util.h"
+#include "chain.h"
 #include "concurrency.h"
 #include "defcheck.h"
 #include "defdag.h"
@@ -241,7 +242,7 @@ Datum
 pl_define_pipeline(PG_FUNCTION_ARGS)
 {
 	static const char *const pipe_keys[] = {"name", "is_parallel", "sequence_label", "webhooks",
-	"im_robot_notify", "mention_users", "stages", "description", NULL};
+	"im_robot_notify", "mention_users", "stages", "description", "next_pipelines", NULL};
 	static const char *const stage_keys[] = {"name", "is_parallel", "tasks", NULL};
 	static const char *const task_keys[] = {"name", "job", "run_params", "ignore_failed",
 		"skip_run", "audit", "confirm", "webhooks", "im_robot_notify", "mention_users",
@@ -289,6 +290,7 @@ pl_define_pipeline(PG_FUNCTION_ARGS)
 	def_emit_hooks(&ctx, "", root, "webhooks", &out, &f, false);
 	def_emit_hooks(&ctx, "", root, "im_robot_notify", &out, &f, true);
 	def_emit_mentions(&ctx, "", root, &out, &f);
+	pl_chain_emit_definition(&ctx, name, root, &out, &f);
 
 	stages = pl_jb_get(root, "stages");
 	if (stages == NULL || stages->type == jbvNull)

@@ -18,6 +18,7 @@
 
 int			pl_heartbeat_timeout = 300;
 int			pl_retry_backoff = 10;
+int			pl_max_chain_depth = 10;
 static int	pl_hook_max_attempts = 5;
 static int	pl_hook_backoff = 10;
 int			pl_notify = PL_NOTIFY_COALESCED;
@@ -52,6 +53,18 @@ pl_guc_init(void)
 							10, 0, 3600,
 							PGC_USERSET,
 							GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	/* chain.c: a safety limit, so only a superuser may change it */
+	DefineCustomIntVariable("pipeline.max_chain_depth",
+							"How many generations of chained runs (next_pipelines) may start from one run.",
+							"A run started by a user or a trigger has depth 0, a run it chains depth 1, and "
+							"so on; a chained run deeper than this is not started, and the ending run "
+							"records why (pipeline_task.chained).  0 starts no chained run.",
+							&pl_max_chain_depth,
+							10, 0, 1000,
+							PGC_SUSET,
+							0,
 							NULL, NULL, NULL);
 
 	/* read by complete_hook_delivery() (SQL) with current_setting() */

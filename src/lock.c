@@ -51,6 +51,13 @@
  *         own concurrency_slot row in the statement that moves the task out of
  *         creating/active/canceling (its holder has T): no lock on the key,
  *         so releases never wait for claims nor for each other.
+ *
+ * A run that ends starts its next pipelines (chain.c) still holding A(P) and
+ * R(P): each start takes S of the chained pipeline (if serialized), then the
+ * rows of the new run, which no other transaction can see yet.  Holders of S
+ * wait only for rows of that pipeline's runs, never for P's locks (a
+ * pipeline cannot chain itself: chain.c refuses cycles at definition), so
+ * this adds no cycle to the order above.
  */
 #include "postgres.h"
 

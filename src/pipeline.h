@@ -48,6 +48,7 @@ extern PlStage pl_stage_from_datum(Datum d);	/* enum value -> PlStage */
 /* ---- GUCs (guc.c; notify_interval: notifier.c) ---- */
 extern int	pl_heartbeat_timeout;	/* seconds, 0 = off */
 extern int	pl_retry_backoff;	/* seconds, first automatic retry delay */
+extern int	pl_max_chain_depth; /* chained runs deeper than this are not started */
 typedef enum PlNotifyMode
 {
 	PL_NOTIFY_IMMEDIATE,

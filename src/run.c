@@ -25,6 +25,7 @@
 #include "defcheck.h"
 #include "resolve.h"
 #include "lock.h"
+#include "run.h"
 #include "schedule.h"
 #include "transition.h"
 #include "util.h"
@@ -76,13 +77,49 @@ sequence_key(PlResolved *r, Jsonb *labels)
 }
 
 /*
- * run_pipeline(pipeline, params, dry_run, run_by, labels, on_busy, priority) RETURNS bigint
- * Every job task of the run carries priority (claims take higher first, SPEC §14).
- * Locks: advisory lock on the sequence key for serialized pipelines.
+ * Names the caller knows are secret (a chained run: its parent's sensitive
+ * runtime envs, chain.c) added to the new run's and its tasks' sensitive
+ * names, before its first event is written.  Locks: the new rows only.
  */
-PG_FUNCTION_INFO_V1(pl_run_pipeline);
-Datum
-pl_run_pipeline(PG_FUNCTION_ARGS)
+static void
+add_sensitive(int64 pt, List *names)
+{
+	static PlStmt upd_run = {
+		"UPDATE pipeline.pipeline_task SET sensitive = ARRAY(SELECT DISTINCT s FROM"
+		"  pg_catalog.unnest(sensitive || $2::text[]) s ORDER BY s) WHERE id = $1",
+		2, {INT8OID, TEXTOID}
+	};
+	static PlStmt upd_tasks = {
+		"UPDATE pipeline.job_task SET sensitive = ARRAY(SELECT DISTINCT s FROM"
+		"  pg_catalog.unnest(sensitive || $2::text[]) s ORDER BY s) WHERE pipeline_task_id = $1",
+		2, {INT8OID, TEXTOID}
+	};
+	StringInfoData lit;
+	ListCell   *lc;
+	Datum		v[2];
+
+	initStringInfo(&lit);
+	appendStringInfoChar(&lit, '{');
+	foreach(lc, names)
+		appendStringInfo(&lit, "%s\"%s\"", lc == list_head(names) ? "" : ",",
+						 (char *) lfirst(lc));	/* param names need no escaping */
+	appendStringInfoChar(&lit, '}');
+	v[0] = Int64GetDatum(pt);
+	v[1] = CStringGetTextDatum(lit.data);
+	pl_exec(&upd_run, v, NULL, 0);
+	pl_exec(&upd_tasks, v, NULL, 0);
+}
+
+/*
+ * Start a run (run.h): resolve, store the run and its tasks (each carrying
+ * priority: claims take higher first, SPEC §14), start the first set (or
+ * queue it).  Raises the refusals of run_pipeline().
+ * Locks: advisory lock on the sequence key for serialized pipelines, then the
+ * new run's rows.
+ */
+int64
+pl_run_start(const char *name, Jsonb *params, bool dry_run, const char *run_by,
+			 Jsonb *labels, const char *on_busy, int32 priority, List *extra_sensitive)
 {
 	static PlStmt ins_run = {
 		"INSERT INTO pipeline.pipeline_task (pipeline_name, pipeline_version, stage, params,"
@@ -152,13 +189,6 @@ pl_run_pipeline(PG_FUNCTION_ARGS)
 		" ORDER BY x.stage_index, x.task_index",
 		3, {INT8OID, TEXTOID, INT4OID}
 	};
-	char	   *name;
-	Jsonb	   *params;
-	bool		dry_run;
-	char	   *run_by;
-	Jsonb	   *labels;
-	char	   *on_busy;
-	int32		priority;
 	PlResolved	r;
 	char	   *seqkey;
 	bool		queued = false;
@@ -167,26 +197,12 @@ pl_run_pipeline(PG_FUNCTION_ARGS)
 	bool		n[12];
 	StringInfoData hooks;
 
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("run_pipeline: pipeline name must not be null")));
-	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	params = PG_ARGISNULL(1) ? pl_jsonb_from_cstring("{}") : PG_GETARG_JSONB_P(1);
-	dry_run = PG_ARGISNULL(2) ? false : PG_GETARG_BOOL(2);
-	run_by = PG_ARGISNULL(3) ? GetUserNameFromId(GetOuterUserId(), false)
-		: text_to_cstring(PG_GETARG_TEXT_PP(3));
-	labels = PG_ARGISNULL(4) ? pl_jsonb_from_cstring("{}") : PG_GETARG_JSONB_P(4);
-	on_busy = PG_ARGISNULL(5) ? pstrdup("error") : text_to_cstring(PG_GETARG_TEXT_PP(5));
-	/* priority (SPEC §14): the last argument since 0.3; NULL means the default 0 */
-	priority = (PG_NARGS() > 6 && !PG_ARGISNULL(6)) ? PG_GETARG_INT32(6) : 0;
 	if (strcmp(on_busy, "error") != 0 && strcmp(on_busy, "queue") != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("pipeline \"%s\": on_busy must be 'error' or 'queue', not '%s'",
 						pl_clip(name), pl_clip(on_busy))));
 	check_labels(name, labels);
-	pl_require_read_committed("run_pipeline");
 
 	pl_spi_connect();
 	pl_resolve(&r, name, params);
@@ -244,12 +260,43 @@ pl_run_pipeline(PG_FUNCTION_ARGS)
 	pl_exec(r.dag ? &ins_tasks_dag : &ins_tasks, v, NULL, 0);
 	pl_exec(&ins_specs, v, NULL, 0);
 
+	if (extra_sensitive != NIL)
+		add_sensitive(pt, extra_sensitive);
+
 	pl_tr_run(pt, -1, queued ? PL_PENDING : PL_ACTIVE, NULL, false, NULL, NULL);
 	if (!queued)
 		pl_sched_start_next(pt);
 
 	pl_spi_finish();
-	PG_RETURN_INT64(pt);
+	return pt;
+}
+
+/*
+ * run_pipeline(pipeline, params, dry_run, run_by, labels, on_busy, priority) RETURNS bigint
+ * priority is the last argument since 0.3; NULL means the default 0.
+ * Locks: as pl_run_start().
+ */
+PG_FUNCTION_INFO_V1(pl_run_pipeline);
+Datum
+pl_run_pipeline(PG_FUNCTION_ARGS)
+{
+	char	   *name;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("run_pipeline: pipeline name must not be null")));
+	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	pl_require_read_committed("run_pipeline");
+	PG_RETURN_INT64(pl_run_start(name,
+								 PG_ARGISNULL(1) ? pl_jsonb_from_cstring("{}") : PG_GETARG_JSONB_P(1),
+								 PG_ARGISNULL(2) ? false : PG_GETARG_BOOL(2),
+								 PG_ARGISNULL(3) ? GetUserNameFromId(GetOuterUserId(), false)
+								 : text_to_cstring(PG_GETARG_TEXT_PP(3)),
+								 PG_ARGISNULL(4) ? pl_jsonb_from_cstring("{}") : PG_GETARG_JSONB_P(4),
+								 PG_ARGISNULL(5) ? "error" : text_to_cstring(PG_GETARG_TEXT_PP(5)),
+								 (PG_NARGS() > 6 && !PG_ARGISNULL(6)) ? PG_GETARG_INT32(6) : 0,
+								 NIL));
 }
 
 /*

@@ -2,7 +2,8 @@
  * schedule.c: what runs next.  Starting the next set of a run, failing,
  * canceling and finishing runs, the fan-in protocol, next-set selection for
  * next_run(), and serialized runs (a finishing run starts the next queued
- * one).
+ * one).  A run that ends calls pl_sched_run_ended_hook (chain.c starts the
+ * run's next pipelines through it: schedule.h says why it is a hook).
  *
  * Layer: scheduling (called by the API files; calls transitions and storage
  * helpers only: every stage change goes through transition.c)
@@ -115,9 +116,13 @@ start_queued(const char *pipeline, const char *key)
 	pl_sched_start_next(next);
 }
 
+/* set by chain.c at load time: see pl_sched_run_ended_hook in schedule.h */
+PlRunEndedHook pl_sched_run_ended_hook = NULL;
+
 /*
  * A run leaves an open stage for a complete one (caller holds R(P)); a
- * serialized run that finishes lets the next queued one start.
+ * serialized run that finishes lets the next queued one start, then the
+ * run-ended hook starts its next pipelines (SPEC §15), in this transaction.
  */
 static void
 finish_run(int64 pipeline_task_id, PlStage old_stage, PlStage new_stage, const char *message)
@@ -127,8 +132,12 @@ finish_run(int64 pipeline_task_id, PlStage old_stage, PlStage new_stage, const c
 
 	pl_tr_run(pipeline_task_id, (int) old_stage, new_stage, message, false,
 			  &pipeline_name, &seqkey);
-	if (seqkey && pl_stage_complete(new_stage) && !pl_stage_complete(old_stage))
+	if (!pl_stage_complete(new_stage) || pl_stage_complete(old_stage))
+		return;
+	if (seqkey)
 		start_queued(pipeline_name, seqkey);
+	if (pl_sched_run_ended_hook)
+		pl_sched_run_ended_hook(pipeline_task_id, new_stage);
 }
 
 /*

@@ -41,4 +41,22 @@ extern int	pl_sched_next_set(int64 pipeline_task_id, int64 **ids);
 /* The unfinished run holding a serialized pipeline's sequence (not except), or 0. */
 extern int64 pl_sched_sequence_holder(const char *pipeline, const char *key, int64 except);
 
+/*
+ * Called once each time a run ends (its stage becomes succeeded, failed or
+ * canceled), in the transaction that ends it, with R(P) held, after a queued
+ * run of its sequence was started.  chain.c sets it at load time to start the
+ * run's next pipelines (SPEC §15).
+ *
+ * Why a hook: starting a run is run creation (run.c, an API file), which
+ * itself starts the run's first set here; schedule.c calling run.c directly
+ * would make the two call each other (test/check_layers.sh refuses the
+ * circle).  The recursion is real -- a chained run whose tasks are all
+ * skipped ends at once and starts its own next pipelines -- and bounded by
+ * pipeline.max_chain_depth.  The hook must not raise an error for a run it
+ * fails to start (chain.c catches them in a subtransaction): the ending run
+ * ends regardless.
+ */
+typedef void (*PlRunEndedHook) (int64 pipeline_task_id, PlStage stage);
+extern PGDLLIMPORT PlRunEndedHook pl_sched_run_ended_hook;
+
 #endif							/* PL_SCHEDULE_H */

@@ -123,28 +123,6 @@ mismatch(Candidate *c, PlGitEvent *ev)
 	return NULL;
 }
 
-/*
- * Is this error run_pipeline refusing the run (recorded as the trigger's
- * reason), rather than the statement being canceled or the server in
- * trouble (re-thrown)?
- */
-static bool
-refusal(int sqlerrcode)
-{
-	switch (ERRCODE_TO_CATEGORY(sqlerrcode))
-	{
-		case ERRCODE_TO_CATEGORY(ERRCODE_OPERATOR_INTERVENTION):	/* 57: canceled, shutdown */
-		case ERRCODE_TO_CATEGORY(ERRCODE_INSUFFICIENT_RESOURCES):	/* 53 */
-		case ERRCODE_TO_CATEGORY(ERRCODE_PROGRAM_LIMIT_EXCEEDED):	/* 54 */
-		case ERRCODE_TO_CATEGORY(ERRCODE_SYSTEM_ERROR):	/* 58 */
-		case ERRCODE_TO_CATEGORY(ERRCODE_INTERNAL_ERROR):	/* XX */
-		case ERRCODE_TO_CATEGORY(ERRCODE_T_R_SERIALIZATION_FAILURE):	/* 40: deadlock */
-			return false;
-		default:
-			return true;
-	}
-}
-
 /* run_pipeline in a subtransaction: the run id, or 0 with *why set */
 static int64
 start_run(Candidate *c, PlGitEvent *ev, int64 event_id, char **why)
@@ -199,7 +177,7 @@ start_run(Candidate *c, PlGitEvent *ev, int64 event_id, char **why)
 		MemoryContextSwitchTo(mcx);
 		CurrentResourceOwner = owner;
 		/* a cancel, a shutdown, no memory: not a refusal of this trigger's run */
-		if (!refusal(edata->sqlerrcode))
+		if (!pl_error_is_refusal(edata->sqlerrcode))
 			ReThrowError(edata);
 		*why = psprintf("run_pipeline refused: %s", edata->message);
 		FreeErrorData(edata);

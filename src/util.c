@@ -436,3 +436,43 @@ pl_mask_params(PG_FUNCTION_ARGS)
 	deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT, &mn.names, &mn.nulls, &mn.nnames);
 	PG_RETURN_JSONB_P(pl_jsonb_rewrite(params, true, mask_named_value, &mn));
 }
+
+/*
+ * Is this error a refusal of what was asked (a bad argument, a busy
+ * sequence, a missing object: worth recording and going on), rather than the
+ * statement being canceled or the server in trouble (to be re-thrown)?  For
+ * callers that catch errors of a subtransaction (trigger_fire.c, chain.c).
+ */
+bool
+pl_error_is_refusal(int sqlerrcode)
+{
+	switch (ERRCODE_TO_CATEGORY(sqlerrcode))
+	{
+		case ERRCODE_TO_CATEGORY(ERRCODE_OPERATOR_INTERVENTION):	/* 57: canceled, shutdown */
+		case ERRCODE_TO_CATEGORY(ERRCODE_INSUFFICIENT_RESOURCES):	/* 53 */
+		case ERRCODE_TO_CATEGORY(ERRCODE_PROGRAM_LIMIT_EXCEEDED):	/* 54 */
+		case ERRCODE_TO_CATEGORY(ERRCODE_SYSTEM_ERROR):	/* 58 */
+		case ERRCODE_TO_CATEGORY(ERRCODE_INTERNAL_ERROR):	/* XX */
+		case ERRCODE_TO_CATEGORY(ERRCODE_T_R_SERIALIZATION_FAILURE):	/* 40: deadlock */
+			return false;
+		default:
+			return true;
+	}
+}
+
+/* The context pl_col_text() and pl_col_jsonb() copy into (see pl_spi_connect). */
+MemoryContext
+pl_spi_outer(void)
+{
+	return pl_outer_context;
+}
+
+/*
+ * Put back what pl_spi_outer() returned, after a nested pl_spi_connect()
+ * (a run started from inside another SPI-connected function) replaced it.
+ */
+void
+pl_spi_set_outer(MemoryContext cxt)
+{
+	pl_outer_context = cxt;
+}

@@ -43,6 +43,12 @@ extern PlStage pl_col_stage(int row, int col);
 /* Memory context that was current when SPI_connect was called */
 extern MemoryContext pl_spi_connect(void);
 extern void pl_spi_finish(void);
+/* the context pl_col_text/pl_col_jsonb copy into; restore it after a nested connect */
+extern MemoryContext pl_spi_outer(void);
+extern void pl_spi_set_outer(MemoryContext cxt);
+
+/* an error caught in a subtransaction: a refusal to record (true), or to re-throw */
+extern bool pl_error_is_refusal(int sqlerrcode);
 
 /* ---- JSON helpers ---- */
 extern JsonbValue *pl_jb_get(JsonbContainer *obj, const char *key);

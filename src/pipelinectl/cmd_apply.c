@@ -10,7 +10,8 @@
  * kind is removed before the document goes to the engine.  A directory means
  * its *.yaml, *.yml and *.json files in name order (not recursive).  All
  * definitions go to the engine in ONE transaction, jobs first, then
- * pipelines, each group in file and document order; each runs under a
+ * pipelines, each group in file and document order (but a pipeline after
+ * those of the same apply its next_pipelines name); each runs under a
  * savepoint so that every refusal is reported, and any refusal rolls the
  * whole transaction back (nothing stored).  lint does the same and always
  * rolls back; lint --offline checks YAML and kinds only, without a database.
@@ -406,91 +407,177 @@ exec_simple(db_conn *db, const char *sql, db_error *err)
 	return res != NULL;
 }
 
+static bool define_doc(apply_state *st, db_conn *db, src_file *f, size_t k, bool sched,
+					   const char *sql, const char *kind, bool lint, strbuf *out, db_error *err);
+
+/* Is a pipeline document named `name` among those not sent yet? */
+static bool
+pipeline_unsent(apply_state *st, bool **sent, const char *name)
+{
+	for (size_t i = 0; i < st->nfiles; i++)
+		for (size_t k = 0; k < st->files[i].docs.count; k++)
+		{
+			const json_t *n = json_object_get(st->files[i].docs.docs[k].value, "name");
+
+			if (!sent[i][k] && st->files[i].kinds[k] && strcmp(st->files[i].kinds[k], "pipeline") == 0 &&
+				json_is_string(n) && strcmp(json_string_value(n), name) == 0)
+				return true;
+		}
+	return false;
+}
+
+/*
+ * May this pipeline document go now?  The engine refuses a next_pipelines
+ * entry naming a pipeline that does not exist yet, so a pipeline the document
+ * chains (other than itself) and that this apply defines goes first.
+ */
+static bool
+chain_ready(apply_state *st, bool **sent, ydoc *doc)
+{
+	const json_t *next = json_object_get(doc->value, "next_pipelines");
+	const json_t *self = json_object_get(doc->value, "name");
+	size_t		i;
+	const json_t *e;
+
+	if (!json_is_array(next))
+		return true;
+	json_array_foreach(next, i, e)
+	{
+		const json_t *p = json_object_get(e, "pipeline");
+
+		if (!json_is_string(p) ||
+			(json_is_string(self) && strcmp(json_string_value(p), json_string_value(self)) == 0))
+			continue;
+		if (pipeline_unsent(st, sent, json_string_value(p)))
+			return false;
+	}
+	return true;
+}
+
 /*
  * Sends the documents of one kind; prints each stored version (to out) or
- * refusal.  Returns false on a fatal error (exit 2), err filled.
+ * refusal.  Returns false on a fatal error (exit 2), err filled.  Pipelines
+ * go in file and document order, except that a pipeline goes after the
+ * pipelines of this apply it chains (next_pipelines); when they chain each
+ * other in a circle, the rest go in file order and the engine refuses them
+ * (a chained pipeline must exist already).
  */
 static bool
 define_kind(apply_state *st, db_conn *db, const char *kind, bool lint, strbuf *out, db_error *err)
 {
 	bool		sched = strcmp(kind, "schedule") == 0;
+	bool		chains = strcmp(kind, "pipeline") == 0;
 	const char *sql = sched ? "SELECT pipeline.schedule($1, $2, $3, $4::jsonb)" :
 		strcmp(kind, "job") == 0 ? "SELECT pipeline.define_job($1::jsonb)" :
 		strcmp(kind, "trigger") == 0 ? "SELECT pipeline.define_trigger($1::jsonb)" :
 		"SELECT pipeline.define_pipeline($1::jsonb)";
+	bool	  **sent = xcalloc(st->nfiles + 1, sizeof(bool *));
+	bool		ok = true;
+	bool		force = false;
 
 	for (size_t i = 0; i < st->nfiles; i++)
+		sent[i] = xcalloc(st->files[i].docs.count + 1, sizeof(bool));
+	for (;;)
 	{
-		src_file   *f = &st->files[i];
+		bool		progress = false;
+		bool		waiting = false;
 
-		for (size_t k = 0; k < f->docs.count; k++)
+		for (size_t i = 0; ok && i < st->nfiles; i++)
 		{
-			ydoc	   *doc = &f->docs.docs[k];
-			char	   *text;
-			const char *params[4];
-			const json_t *name;
-			PGresult   *res;
+			src_file   *f = &st->files[i];
 
-			if (!f->kinds[k] || strcmp(f->kinds[k], kind) != 0)
-				continue;
-			if (!exec_simple(db, "SAVEPOINT pipelinectl_apply", err))
-				return false;
-			name = json_object_get(doc->value, "name");
-			if (sched)
+			for (size_t k = 0; ok && k < f->docs.count; k++)
 			{
-				json_t	   *p = json_object_get(doc->value, "params");
-
-				text = p ? json_dumps(p, JSON_COMPACT) : xstrdup("{}");
-				params[0] = json_string_value(name);
-				params[1] = json_string_value(json_object_get(doc->value, "cron"));
-				params[2] = json_string_value(json_object_get(doc->value, "pipeline"));
-				params[3] = text;
-				res = db_query(db, sql, 4, params, err);
-			}
-			else
-			{
-				text = json_dumps(doc->value, JSON_COMPACT | JSON_ENCODE_ANY);
-				params[0] = text;
-				res = db_query(db, sql, 1, params, err);
-			}
-			free(text);
-			if (res && sched)
-				sb_printf(out, "schedule %s: %s \"%s\" runs pipeline %s\n", json_string_value(name),
-						  lint ? "valid," : "cron", params[1], params[2]);
-			if (res && !sched)
-				sb_printf(out, "%s %s: %s %s\n", kind, json_is_string(name) ? json_string_value(name) : "?",
-						  lint ? "valid, would be version" : "version", db_value(res, 0, 0));
-			if (res)
-			{
-				PQclear(res);
-				if (!exec_simple(db, "RELEASE SAVEPOINT pipelinectl_apply", err))
-					return false;
-				continue;
-			}
-			if (db_error_exit_code(err) == EXIT_USAGE || strcmp(err->sqlstate, "0A000") == 0)
-				return false;	/* privilege, set-up (pg_cron missing), connection: exit 2 */
-			{
-				char	   *path = NULL;
-				const char *reason;
-				int			l,
-							c;
-
-				if (strcmp(err->sqlstate, "22023") == 0 && split_refusal(err->message, &path, &reason))
+				if (!f->kinds[k] || strcmp(f->kinds[k], kind) != 0 || sent[i][k])
+					continue;
+				if (chains && !force && !chain_ready(st, sent, &f->docs.docs[k]))
 				{
-					ydoc_locate(doc, path, &l, &c);
-					refuse(st, f->name, l, c, "%s: %s", path, reason);
+					waiting = true;
+					continue;
 				}
-				else
-				{
-					ydoc_locate(doc, "", &l, &c);
-					refuse(st, f->name, l, c, "%s", err->message);
-				}
-				free(path);
+				sent[i][k] = true;
+				progress = true;
+				ok = define_doc(st, db, f, k, sched, sql, kind, lint, out, err);
 			}
-			if (!exec_simple(db, "ROLLBACK TO SAVEPOINT pipelinectl_apply", err))
-				return false;
 		}
+		if (!ok || !waiting)
+			break;
+		if (!progress)
+			force = true;		/* a circle: the engine names it */
 	}
+	for (size_t i = 0; i < st->nfiles; i++)
+		free(sent[i]);
+	free(sent);
+	return ok;
+}
+
+/*
+ * Sends document k of file f (define_kind); false on a fatal error (exit 2).
+ */
+static bool
+define_doc(apply_state *st, db_conn *db, src_file *f, size_t k, bool sched, const char *sql,
+		   const char *kind, bool lint, strbuf *out, db_error *err)
+{
+	ydoc	   *doc = &f->docs.docs[k];
+	char	   *text;
+	const char *params[4];
+	const json_t *name;
+	PGresult   *res;
+
+	if (!exec_simple(db, "SAVEPOINT pipelinectl_apply", err))
+		return false;
+	name = json_object_get(doc->value, "name");
+	if (sched)
+	{
+		json_t	   *p = json_object_get(doc->value, "params");
+
+		text = p ? json_dumps(p, JSON_COMPACT) : xstrdup("{}");
+		params[0] = json_string_value(name);
+		params[1] = json_string_value(json_object_get(doc->value, "cron"));
+		params[2] = json_string_value(json_object_get(doc->value, "pipeline"));
+		params[3] = text;
+		res = db_query(db, sql, 4, params, err);
+	}
+	else
+	{
+		text = json_dumps(doc->value, JSON_COMPACT | JSON_ENCODE_ANY);
+		params[0] = text;
+		res = db_query(db, sql, 1, params, err);
+	}
+	free(text);
+	if (res && sched)
+		sb_printf(out, "schedule %s: %s \"%s\" runs pipeline %s\n", json_string_value(name),
+				  lint ? "valid," : "cron", params[1], params[2]);
+	if (res && !sched)
+		sb_printf(out, "%s %s: %s %s\n", kind, json_is_string(name) ? json_string_value(name) : "?",
+				  lint ? "valid, would be version" : "version", db_value(res, 0, 0));
+	if (res)
+	{
+		PQclear(res);
+		return exec_simple(db, "RELEASE SAVEPOINT pipelinectl_apply", err);
+	}
+	if (db_error_exit_code(err) == EXIT_USAGE || strcmp(err->sqlstate, "0A000") == 0)
+		return false;	/* privilege, set-up (pg_cron missing), connection: exit 2 */
+	{
+		char	   *path = NULL;
+		const char *reason;
+		int			l,
+					c;
+
+		if (strcmp(err->sqlstate, "22023") == 0 && split_refusal(err->message, &path, &reason))
+		{
+			ydoc_locate(doc, path, &l, &c);
+			refuse(st, f->name, l, c, "%s: %s", path, reason);
+		}
+		else
+		{
+			ydoc_locate(doc, "", &l, &c);
+			refuse(st, f->name, l, c, "%s", err->message);
+		}
+		free(path);
+	}
+	if (!exec_simple(db, "ROLLBACK TO SAVEPOINT pipelinectl_apply", err))
+		return false;
 	return true;
 }
 

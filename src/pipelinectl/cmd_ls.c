@@ -7,7 +7,8 @@
  * ls lists runs, newest first (default 20).  status shows one run and its job
  * tasks: ids, stages, attempts, durations, and for a task waiting at a gate
  * who must act (its auditors or checkers); a failed run names the task that
- * failed it.  Both read the views pipeline.pipeline_tasks and
+ * failed it, and a run whose end chained runs (next_pipelines) lists them or
+ * why they did not start (text output only).  Both read the views pipeline.pipeline_tasks and
  * pipeline.job_tasks (sensitive params masked).  With --json the output is
  * one JSON document, built by the server with json_build_object so that its
  * keys keep a stable order:
@@ -251,7 +252,12 @@ status_text(db_conn *db, const char *id)
 	run = db_query(db,
 				   "SELECT p.pipeline_name, p.pipeline_version, p.stage, p.tasks_done, p.tasks_total,"
 				   "       extract(epoch FROM coalesce(p.end_at, now()) - p.start_at), p.message, p.run_by,"
-				   "       p.dry_run"
+				   "       p.dry_run,"
+				   "       (SELECT string_agg(CASE WHEN e ? 'run'"
+				   "                THEN format('chained: %s run %s (on %s)', e->>'pipeline', e->>'run', e->>'on')"
+				   "                ELSE format('chained: %s not started (on %s): %s', e->>'pipeline', e->>'on',"
+				   "                            e->>'error') END, E'\n' ORDER BY o)"
+				   "          FROM jsonb_array_elements(p.chained) WITH ORDINALITY x(e, o))"
 				   "  FROM pipeline.pipeline_tasks p WHERE p.id = $1::bigint", 1, qp, &err);
 	if (!run)
 		return db_fail("status", &err);
@@ -314,6 +320,8 @@ status_text(db_conn *db, const char *id)
 		printf("failed by %s (job task %s): pipelinectl logs %s\n", failed_name, failed_id, failed_id);
 	else if (db_value(run, 0, 6))
 		printf("message: %s\n", db_value(run, 0, 6));
+	if (db_value(run, 0, 9))
+		printf("%s\n", db_value(run, 0, 9));	/* the runs its end started (next_pipelines) */
 	rc = strcmp(db_value(run, 0, 2), "failed") == 0 || strcmp(db_value(run, 0, 2), "canceled") == 0;
 	PQclear(tasks);
 	PQclear(run);

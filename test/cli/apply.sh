@@ -7,7 +7,10 @@
 #     position), a duplicate key, a missing kind, an unknown kind;
 #   - all or nothing across files; lint stores nothing; lint --offline needs no database;
 #   - exit status 0 / 1 (a document refused) / 2 (usage, unreadable file, connection, set-up);
-#   - kind: schedule (pipeline.schedule, with pg_cron).
+#   - kind: schedule (pipeline.schedule, with pg_cron);
+#   - next_pipelines: a pipeline goes after the pipelines of the same apply it chains; a bad
+#     "on" refused at its line and column; two documents chaining each other refused, nothing
+#     stored (sql/chain.sql has the cycle refusals with their paths).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 t_init
@@ -229,6 +232,62 @@ pctl lint --offline "$D/lint.yaml" -d "host=/nonexistent port=1"
 is "lint --offline needs no database" "$RC/$OUT" "0/2 definitions: YAML and kind valid (offline: the engine did not check them)"
 pctl lint --offline "$D/dup.yaml" -d "host=/nonexistent port=1"
 is "lint --offline still refuses bad YAML: exit 1" "$RC" 1
+
+# ---------------------------------------------------------------- next_pipelines (SPEC §15)
+# a pipeline goes after the pipelines of the same apply that it chains, whatever the file order
+cat >"$D/chain.yaml" <<EOF
+kind: pipeline
+name: ${P}_build2
+next_pipelines:
+  - pipeline: ${P}_deploy2
+    on: [succeeded]
+    params: {TARGET_ENV: staging}
+  - pipeline: ${P}_notify2
+    on: [failed, canceled]
+stages:
+  - name: build
+    tasks: [{name: make, job: {command: "true"}}]
+---
+kind: pipeline
+name: ${P}_deploy2
+next_pipelines: [{pipeline: ${P}_notify2}]
+stages:
+  - name: deploy
+    tasks: [{name: ship, job: {command: "true"}}]
+---
+kind: pipeline
+name: ${P}_notify2
+stages:
+  - name: notify
+    tasks: [{name: mail, job: {command: "true"}}]
+EOF
+pctl apply -f "$D/chain.yaml"
+is "next_pipelines: exit 0, the chained pipelines defined first" "$RC/$OUT" \
+	"0/pipeline ${P}_notify2: version 1"$'\n'"pipeline ${P}_deploy2: version 1"$'\n'"pipeline ${P}_build2: version 1"
+is "next_pipelines stored as written, defaults filled in" \
+	"$(q "SELECT definition->'next_pipelines' FROM pipeline.pipelines WHERE name = :'n'" "n=${P}_build2")" \
+	"[{\"on\": [\"succeeded\"], \"labels\": {}, \"params\": {\"TARGET_ENV\": \"staging\"}, \"on_busy\": \"queue\", \"pipeline\": \"${P}_deploy2\"}, {\"on\": [\"failed\", \"canceled\"], \"labels\": {}, \"params\": {}, \"on_busy\": \"queue\", \"pipeline\": \"${P}_notify2\"}]"
+printf 'kind: pipeline\nname: %s_chainbad\nnext_pipelines:\n  - pipeline: %s_notify2\n    on: [succeeded, done]\nstages: [{name: s, tasks: [{name: t, job: {command: "true"}}]}]\n' "$P" "$P" >"$D/chainbad.yaml"
+pctl lint "$D/chainbad.yaml"
+like "a bad \"on\": its line and column" "$RC/$ERR" \
+	"^1/$D/chainbad.yaml:5:21: next_pipelines\\[0\\]\\.on\\[1\\]: \"done\" is not a stage a run ends in"
+# two documents chaining each other: a cycle, so neither can go first; both refused, nothing stored
+cat >"$D/cycle.yaml" <<EOF
+kind: pipeline
+name: ${P}_ping
+next_pipelines: [{pipeline: ${P}_pong}]
+stages: [{name: s, tasks: [{name: t, job: {command: "true"}}]}]
+---
+kind: pipeline
+name: ${P}_pong
+next_pipelines: [{pipeline: ${P}_ping}]
+stages: [{name: s, tasks: [{name: t, job: {command: "true"}}]}]
+EOF
+pctl apply -f "$D/cycle.yaml"
+like "a cycle across documents: exit 1, each refused at its next_pipelines entry" "$RC/$ERR" \
+	"^1/$D/cycle.yaml:3:19: next_pipelines\\[0\\]\\.pipeline: pipeline \"${P}_pong\" does not exist.*
+$D/cycle.yaml:8:19: next_pipelines\\[0\\]\\.pipeline: pipeline \"${P}_ping\" does not exist"
+is "nothing of it stored" "$(q "SELECT count(*) FROM pipeline.pipeline WHERE name IN (:'a', :'b')" "a=${P}_ping" "b=${P}_pong")" 0
 
 # ---------------------------------------------------------------- exit 2
 pctl apply
