@@ -48,7 +48,7 @@ OBJS = \
 
 DATA = pipeline--0.1.sql pipeline--$(EXTVERSION).sql pipeline--0.1--0.2.sql pipeline--0.2--0.3.sql
 
-REGRESS = init event_capture definitions runs status advance claim events cancel params gates retry reap hooks retention logs_graph privileges def_limits api_contract redaction secrets triggers dag dag_refusals batch concurrency chain event_payload
+REGRESS = init event_capture definitions runs status advance claim events cancel params gates retry reap hooks retention logs_graph privileges def_limits api_contract redaction secrets triggers dag dag_refusals batch event_payload concurrency chain
 REGRESS_OPTS = --load-extension=pipeline
 
 ISOLATION = fan_in claim_race cancel_vs_complete retry_vs_late_update reap_vs_final_report hook_claim_race dag_fan_in dag_diamond batch_fan_in concurrency_claim_race concurrency_cancel_vs_claim chain_once

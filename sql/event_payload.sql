@@ -4,7 +4,8 @@
 -- cancels, reaps, hooks, secrets...) reads through the view pipeline.event
 -- exactly as the full snapshot 0.2 stored (captured by event_capture's
 -- trigger as of the event); the stored row holds only the fields that change
--- during a task's life.
+-- during a task's life.  It runs before the tests that purge every finished
+-- run (concurrency: purge('0')), which would take the captured events away.
 --
 -- the capture saw many events, of every kind of change
 SELECT count(*) > 200 AS many_events,
