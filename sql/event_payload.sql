@@ -15,7 +15,9 @@ SELECT count(*) > 200 AS many_events,
        count(*) FILTER (WHERE e.payload ? 'message') > 0 AS with_message
   FROM regress.legacy_payload l JOIN pipeline.event_store e ON e.id = l.event_id;
 -- the view returns the full snapshot, as of the event, for every one of them
-SELECT count(*) = (SELECT count(*) FROM regress.legacy_payload) AS all_compared,
+-- (those purge() left: retention, privileges and triggers purge old runs)
+SELECT count(*) = (SELECT count(*) FROM regress.legacy_payload l
+                    JOIN pipeline.event_store s ON s.id = l.event_id) AS all_compared,
        count(*) FILTER (WHERE v.payload IS DISTINCT FROM l.payload) AS different
   FROM regress.legacy_payload l JOIN pipeline.event v ON v.id = l.event_id;
 SELECT v.id, v.payload, l.payload AS legacy
