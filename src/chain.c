@@ -298,47 +298,36 @@ typedef struct ChainStart
 	int32		priority;		/* the ending run's (SPEC §14): a chain keeps its urgency */
 } ChainStart;
 
+typedef struct StartOne
+{
+	ChainStart *c;
+	const char *run_by;
+	int64		run;
+} StartOne;
+
+static void
+start_one_body(void *arg)
+{
+	StartOne   *s = (StartOne *) arg;
+	ChainStart *c = s->c;
+
+	s->run = pl_run_start(c->pipeline, c->params, c->dry_run, s->run_by, c->labels, c->on_busy,
+						  c->priority, c->sensitive);
+}
+
 /* pl_run_start in a subtransaction: the run id, or 0 with *sqlstate and *why set */
 static int64
 start_one(ChainStart *c, const char *run_by, char **sqlstate, char **why)
 {
-	MemoryContext mcx = CurrentMemoryContext;
-	ResourceOwner owner = CurrentResourceOwner;
-	MemoryContext spi_outer = pl_spi_outer();
-	int64		run = 0;
+	StartOne	s = {c, run_by, 0};
+	ErrorData  *e = pl_subxact_try(start_one_body, &s, pl_error_is_refusal);
 
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(mcx);
-	PG_TRY();
-	{
-		run = pl_run_start(c->pipeline, c->params, c->dry_run, run_by, c->labels, c->on_busy,
-						   c->priority, c->sensitive);
-		ReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(mcx);
-		CurrentResourceOwner = owner;
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-
-		MemoryContextSwitchTo(mcx);
-		edata = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(mcx);
-		CurrentResourceOwner = owner;
-		pl_spi_set_outer(spi_outer);
-		/* a cancel, a shutdown, no memory: not a refusal of this start */
-		if (!pl_error_is_refusal(edata->sqlerrcode))
-			ReThrowError(edata);
-		*sqlstate = pstrdup(unpack_sql_state(edata->sqlerrcode));
-		*why = pstrdup(edata->message);
-		FreeErrorData(edata);
-		run = 0;
-	}
-	PG_END_TRY();
-	pl_spi_set_outer(spi_outer);
-	return run;
+	if (e == NULL)
+		return s.run;
+	*sqlstate = pstrdup(unpack_sql_state(e->sqlerrcode));
+	*why = pstrdup(e->message);
+	FreeErrorData(e);
+	return 0;
 }
 
 /*

@@ -265,57 +265,51 @@ lock_batch(BatchReport *reps, int n)
 	}
 }
 
-/* Errors that end the whole call instead of refusing one report. */
+/* A refused report (its row says why) rather than an error that ends the whole call. */
 static bool
-fatal_for_batch(ErrorData *e)
+refuses_one_report(ErrorData *e)
 {
 	int			cls = ERRCODE_TO_CATEGORY(e->sqlerrcode);
 
-	return e->elevel > ERROR ||
-		cls == ERRCODE_INSUFFICIENT_RESOURCES ||
-		cls == ERRCODE_OPERATOR_INTERVENTION ||
-		cls == ERRCODE_SYSTEM_ERROR ||
-		cls == ERRCODE_INTERNAL_ERROR;
+	return !(e->elevel > ERROR ||
+			 cls == ERRCODE_INSUFFICIENT_RESOURCES ||
+			 cls == ERRCODE_OPERATOR_INTERVENTION ||
+			 cls == ERRCODE_SYSTEM_ERROR ||
+			 cls == ERRCODE_INTERNAL_ERROR);
+}
+
+typedef struct ApplyOne
+{
+	BatchReport *r;
+	MemoryContext cxt;
+	Datum		row;
+} ApplyOne;
+
+static void
+apply_one_body(void *arg)
+{
+	ApplyOne   *a = (ApplyOne *) arg;
+	MemoryContext here = MemoryContextSwitchTo(a->cxt);
+
+	a->row = pl_status_apply(&a->r->call, a->cxt);
+	MemoryContextSwitchTo(here);
 }
 
 /*
  * Apply one report in a subtransaction: its row (in cxt), or 0 with its
- * SQLSTATE and message when refused.  Errors fatal_for_batch() re-raised.
+ * SQLSTATE and message when refused.  Errors that are no refusal re-raised.
  */
 static Datum
 apply_one(BatchReport *r, MemoryContext cxt, char **sqlstate, char **message)
 {
-	MemoryContext here = CurrentMemoryContext;
-	ResourceOwner owner = CurrentResourceOwner;
-	volatile Datum row = (Datum) 0;
+	ApplyOne	a = {r, cxt, (Datum) 0};
+	ErrorData  *e = pl_subxact_try(apply_one_body, &a, refuses_one_report);
 
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(cxt);
-	PG_TRY();
-	{
-		row = pl_status_apply(&r->call, cxt);
-		ReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(here);
-		CurrentResourceOwner = owner;
-	}
-	PG_CATCH();
-	{
-		ErrorData  *e;
-
-		MemoryContextSwitchTo(cxt);
-		e = CopyErrorData();
-		if (fatal_for_batch(e))
-			PG_RE_THROW();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(here);
-		CurrentResourceOwner = owner;
-		*sqlstate = pstrdup(unpack_sql_state(e->sqlerrcode));
-		*message = e->message ? e->message : pstrdup("refused");
-		row = (Datum) 0;
-	}
-	PG_END_TRY();
-	return row;
+	if (e == NULL)
+		return a.row;
+	*sqlstate = pstrdup(unpack_sql_state(e->sqlerrcode));
+	*message = e->message ? e->message : pstrdup("refused");
+	return (Datum) 0;
 }
 
 /*

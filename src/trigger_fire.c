@@ -123,22 +123,36 @@ mismatch(Candidate *c, PlGitEvent *ev)
 	return NULL;
 }
 
-/* run_pipeline in a subtransaction: the run id, or 0 with *why set */
-static int64
-start_run(Candidate *c, PlGitEvent *ev, int64 event_id, char **why)
+typedef struct StartRun
 {
+	Datum	   *v;				/* run_pipeline's arguments */
+	int64		run;
+} StartRun;
+
+static void
+start_run_body(void *arg)
+{
+	StartRun   *s = (StartRun *) arg;
 	static PlStmt q = {
 		"SELECT pipeline.run_pipeline($1, $2::jsonb || pg_catalog.jsonb_build_object("
 		"  'GIT_PROVIDER', $3, 'GIT_EVENT', $4, 'GIT_REPO', $5, 'GIT_REF', $6,"
 		"  'GIT_SHA', $7, 'GIT_AUTHOR', $8), false, $9, $10::jsonb, 'queue')",
 		10, {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID}
 	};
-	MemoryContext mcx = CurrentMemoryContext;
-	ResourceOwner owner = CurrentResourceOwner;
+
+	pl_exec(&q, s->v, NULL, 1);
+	s->run = pl_col_int64(0, 1);
+}
+
+/* run_pipeline in a subtransaction: the run id, or 0 with *why set */
+static int64
+start_run(Candidate *c, PlGitEvent *ev, int64 event_id, char **why)
+{
 	StringInfoData labels;
 	bool		f = true;
 	Datum		v[10];
-	int64		run = 0;
+	StartRun	s = {v, 0};
+	ErrorData  *e;
 
 	initStringInfo(&labels);
 	appendStringInfoChar(&labels, '{');
@@ -156,35 +170,13 @@ start_run(Candidate *c, PlGitEvent *ev, int64 event_id, char **why)
 	v[8] = CStringGetTextDatum(psprintf("trigger:%s", c->name));
 	v[9] = CStringGetTextDatum(labels.data);
 
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(mcx);
-	PG_TRY();
-	{
-		pl_exec(&q, v, NULL, 1);
-		run = pl_col_int64(0, 1);
-		ReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(mcx);
-		CurrentResourceOwner = owner;
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-
-		MemoryContextSwitchTo(mcx);
-		edata = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(mcx);
-		CurrentResourceOwner = owner;
-		/* a cancel, a shutdown, no memory: not a refusal of this trigger's run */
-		if (!pl_error_is_refusal(edata->sqlerrcode))
-			ReThrowError(edata);
-		*why = psprintf("run_pipeline refused: %s", edata->message);
-		FreeErrorData(edata);
-		run = 0;
-	}
-	PG_END_TRY();
-	return run;
+	/* a cancel, a shutdown, no memory: not a refusal of this trigger's run */
+	e = pl_subxact_try(start_run_body, &s, pl_error_is_refusal);
+	if (e == NULL)
+		return s.run;
+	*why = psprintf("run_pipeline refused: %s", e->message);
+	FreeErrorData(e);
+	return 0;
 }
 
 /*

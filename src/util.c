@@ -441,12 +441,13 @@ pl_mask_params(PG_FUNCTION_ARGS)
  * Is this error a refusal of what was asked (a bad argument, a busy
  * sequence, a missing object: worth recording and going on), rather than the
  * statement being canceled or the server in trouble (to be re-thrown)?  For
- * callers that catch errors of a subtransaction (trigger_fire.c, chain.c).
+ * callers that catch errors of a subtransaction (pl_subxact_try: trigger_fire.c,
+ * chain.c).
  */
 bool
-pl_error_is_refusal(int sqlerrcode)
+pl_error_is_refusal(ErrorData *e)
 {
-	switch (ERRCODE_TO_CATEGORY(sqlerrcode))
+	switch (ERRCODE_TO_CATEGORY(e->sqlerrcode))
 	{
 		case ERRCODE_TO_CATEGORY(ERRCODE_OPERATOR_INTERVENTION):	/* 57: canceled, shutdown */
 		case ERRCODE_TO_CATEGORY(ERRCODE_INSUFFICIENT_RESOURCES):	/* 53 */
@@ -458,6 +459,44 @@ pl_error_is_refusal(int sqlerrcode)
 		default:
 			return true;
 	}
+}
+
+/* pl_subxact_try (util.h) */
+ErrorData *
+pl_subxact_try(PlSubxactBody body, void *arg, bool (*is_refusal) (ErrorData *e))
+{
+	MemoryContext mcx = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	MemoryContext spi_outer = pl_spi_outer();
+	ErrorData  *volatile refused = NULL;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(mcx);
+	PG_TRY();
+	{
+		body(arg);
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(mcx);
+		CurrentResourceOwner = owner;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *e;
+
+		MemoryContextSwitchTo(mcx);
+		e = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(mcx);
+		CurrentResourceOwner = owner;
+		pl_spi_set_outer(spi_outer);
+		if (!is_refusal(e))
+			ReThrowError(e);
+		refused = e;
+	}
+	PG_END_TRY();
+	pl_spi_set_outer(spi_outer);
+	return refused;
 }
 
 /* The context pl_col_text() and pl_col_jsonb() copy into (see pl_spi_connect). */

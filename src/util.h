@@ -48,7 +48,17 @@ extern MemoryContext pl_spi_outer(void);
 extern void pl_spi_set_outer(MemoryContext cxt);
 
 /* an error caught in a subtransaction: a refusal to record (true), or to re-throw */
-extern bool pl_error_is_refusal(int sqlerrcode);
+extern bool pl_error_is_refusal(ErrorData *e);
+
+/*
+ * Run body(arg) in an internal subtransaction.  NULL when it committed; when
+ * it raised an error that is_refusal() accepts, the subtransaction is rolled
+ * back and the error (copied into the caller's context) returned; any other
+ * error is re-thrown.  The caller's memory context, resource owner and
+ * pl_spi_outer() are the same afterwards either way.
+ */
+typedef void (*PlSubxactBody) (void *arg);
+extern ErrorData *pl_subxact_try(PlSubxactBody body, void *arg, bool (*is_refusal) (ErrorData *e));
 
 /* ---- JSON helpers ---- */
 extern JsonbValue *pl_jb_get(JsonbContainer *obj, const char *key);
