@@ -138,19 +138,6 @@ reaches(const char *from, const char *target, List **visited, List **path)
 	return false;
 }
 
-static bool
-pipeline_exists(const char *name)
-{
-	static PlStmt q = {
-		"SELECT 1 FROM pipeline.pipeline WHERE name = $1 LIMIT 1", 1, {TEXTOID}
-	};
-	Datum		v[1];
-
-	v[0] = CStringGetTextDatum(name);
-	pl_exec(&q, v, NULL, 1);
-	return SPI_processed > 0;
-}
-
 /* "on": a non-empty array of run end stages; appends the normalized list */
 static void
 emit_on(DefCtx *ctx, const char *ep, JsonbContainer *entry, StringInfo out)
@@ -236,7 +223,7 @@ pl_chain_emit_definition(DefCtx *ctx, const char *self, JsonbContainer *root,
 		if (!pl_valid_name(target, true))
 			def_error(ctx, def_path_key(ep, "pipeline"), "\"%s\" is not a valid pipeline name",
 					  pl_clip(target));
-		if (strcmp(target, self) != 0 && !pipeline_exists(target))
+		if (strcmp(target, self) != 0 && !pl_pipeline_exists(target))
 			def_error(ctx, def_path_key(ep, "pipeline"),
 					  "pipeline \"%s\" does not exist (define the pipelines a chain starts before the ones that start them)",
 					  pl_clip(target));

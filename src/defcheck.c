@@ -403,3 +403,17 @@ def_emit_string_array(DefCtx *ctx, const char *path, JsonbContainer *obj, const 
 	}
 	appendStringInfoChar(out, ']');
 }
+
+/* pl_pipeline_exists (defcheck.h): chain.c and trigger.c check their references with it */
+bool
+pl_pipeline_exists(const char *name)
+{
+	static PlStmt q = {
+		"SELECT 1 FROM pipeline.pipeline WHERE name = $1 LIMIT 1", 1, {TEXTOID}
+	};
+	Datum		v[1];
+
+	v[0] = CStringGetTextDatum(name);
+	pl_exec(&q, v, NULL, 1);
+	return SPI_processed > 0;
+}

@@ -62,4 +62,7 @@ extern char *pl_vformat(const char *fmt, va_list args) pg_attribute_printf(1, 0)
 extern char *pl_clip(const char *s);	/* cut at a character boundary, "..." added */
 extern char *pl_clip_n(const char *s, int max);
 
+/* is some version of pipeline `name` defined? (a reference check; inside SPI) */
+extern bool pl_pipeline_exists(const char *name);
+
 #endif							/* DEFCHECK_H */

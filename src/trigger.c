@@ -191,19 +191,6 @@ check_regex(DefCtx *ctx, const char *path, const char *re)
 	pfree(w);
 }
 
-static bool
-pipeline_exists(const char *name)
-{
-	static PlStmt q = {
-		"SELECT 1 FROM pipeline.pipeline WHERE name = $1 LIMIT 1", 1, {TEXTOID}
-	};
-	Datum		v[1];
-
-	v[0] = CStringGetTextDatum(name);
-	pl_exec(&q, v, NULL, 1);
-	return SPI_processed > 0;
-}
-
 /* the secret: a string of 8 to 1024 printable ASCII characters; never quoted */
 static char *
 get_secret(DefCtx *ctx, JsonbContainer *doc)
@@ -389,7 +376,7 @@ pl_define_trigger(PG_FUNCTION_ARGS)
 	appendStringInfoChar(&out, '}');
 
 	pl_spi_connect();
-	if (!pipeline_exists(pipeline))
+	if (!pl_pipeline_exists(pipeline))
 		def_error(&ctx, "pipeline", "pipeline \"%s\" does not exist", pl_clip(pipeline));
 	version = store_trigger(name, out.data, secret);
 	pl_spi_finish();
