@@ -6,7 +6,7 @@
 #                             (scripts/test starts a throwaway one and runs everything)
 
 EXTENSION = pipeline
-EXTVERSION = 0.3
+EXTVERSION = 0.4
 
 MODULE_big = pipeline
 OBJS = \
@@ -46,7 +46,7 @@ OBJS = \
 	src/trigger_payload.o \
 	src/trigger_fire.o
 
-DATA = pipeline--0.1.sql pipeline--$(EXTVERSION).sql pipeline--0.1--0.2.sql pipeline--0.2--0.3.sql
+DATA = pipeline--0.1.sql pipeline--$(EXTVERSION).sql pipeline--0.1--0.2.sql pipeline--0.2--0.3.sql pipeline--0.3--0.4.sql
 
 REGRESS = init event_capture definitions runs status advance claim events cancel params gates retry reap hooks retention logs_graph privileges def_limits api_contract redaction secrets triggers dag dag_refusals batch event_payload concurrency chain
 REGRESS_OPTS = --load-extension=pipeline

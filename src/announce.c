@@ -66,7 +66,7 @@ write_deliveries(int64 event_id, int64 pipeline_task_id, int64 job_task_id,
 		" WHERE pg_catalog.jsonb_array_length(COALESCE(h.value->'events', '[]')) = 0"
 		"    OR (h.value->'events') ? $5"
 		" ORDER BY k.ord, h.n",
-		5, {INT8OID, INT8OID, INT8OID, JSONBOID, TEXTOID}
+		5, {INT8OID, INT8OID, INT8OID, JSONBOID, TEXTOID}, PL_GENERIC
 	};
 	Datum		v[5];
 	bool		n[5] = {false, pipeline_task_id == 0, job_task_id == 0, false, false};

@@ -259,7 +259,7 @@ ended(int64 pipeline_task_id, bool failing)
 {
 	static PlStmt live = {
 		"SELECT 1 FROM pipeline.job_task t"
-		" WHERE t.pipeline_task_id = $1 AND (t.stage < 'canceled' OR t.gate IS NOT NULL)"
+		" WHERE t.pipeline_task_id = $1 AND t.is_open"
 		"   AND (t.stage > 'pending' OR t.gate IS NOT NULL"
 		"        OR (t.needs_left = 0"
 		"            AND (COALESCE(t.run_when, 'on_success') <> 'manual' OR t.blocking)"
@@ -331,7 +331,7 @@ pl_dag_fail(int64 pipeline_task_id, int64 id, const char *message, char **failed
 	};
 	static PlStmt sweep = {
 		"SELECT id, stage FROM pipeline.job_task"
-		" WHERE pipeline_task_id = $1 AND (stage IN ('pending', 'scheduling') OR gate IS NOT NULL)"
+		" WHERE pipeline_task_id = $1 AND is_open AND (stage IN ('pending', 'scheduling') OR gate IS NOT NULL)"
 		"   AND COALESCE(run_when, 'on_success') NOT IN ('always', 'on_failure')"
 		" ORDER BY id FOR UPDATE",
 		1, {INT8OID}

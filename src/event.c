@@ -4,7 +4,7 @@
  * (the only writer), then announced (announce.c: NOTIFY pipeline_events with
  * the event id, hook deliveries).  Readers see the view pipeline.event: a job
  * task event's slim stored payload completed with the task's and run's
- * creation-time fields (pipeline--0.3.sql says which); events_since returns
+ * creation-time fields (pipeline--0.4.sql says which); events_since returns
  * its rows.
  *
  * Layer: api

@@ -108,7 +108,7 @@ static PlStmt redacted_q = {
 	"SELECT t, pipeline.mask_params(t.params, t.sensitive),"
 	" pipeline.mask_params(t.runtime_envs, t.sensitive)"
 	" FROM pipeline.job_task t WHERE t.id = $1",
-	1, {INT8OID}
+	1, {INT8OID}, PL_GENERIC
 };
 
 /* Row `row` of a "SELECT t, masked params, masked envs" result, redacted, in outer. */
@@ -172,11 +172,11 @@ pl_require_token(int64 id, const char *token, bool lock)
 {
 	static PlStmt q_lock = {
 		"SELECT stage, token_digest FROM pipeline.job_task WHERE id = $1 FOR NO KEY UPDATE",
-		1, {INT8OID}
+		1, {INT8OID}, PL_GENERIC
 	};
 	static PlStmt q_read = {
 		"SELECT stage, token_digest FROM pipeline.job_task WHERE id = $1",
-		1, {INT8OID}
+		1, {INT8OID}, PL_GENERIC
 	};
 	Datum		v[1];
 	bool		isnull;
@@ -200,7 +200,7 @@ int64
 pl_run_of_task(int64 id)
 {
 	static PlStmt q = {
-		"SELECT pipeline_task_id FROM pipeline.job_task WHERE id = $1", 1, {INT8OID}
+		"SELECT pipeline_task_id FROM pipeline.job_task WHERE id = $1", 1, {INT8OID}, PL_GENERIC
 	};
 	Datum		v[1];
 

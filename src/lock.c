@@ -109,7 +109,7 @@ pl_lock_run_row(int64 pipeline_task_id)
 {
 	static PlStmt q = {
 		"SELECT stage FROM pipeline.pipeline_task WHERE id = $1 FOR UPDATE",
-		1, {INT8OID}
+		1, {INT8OID}, PL_GENERIC
 	};
 	Datum		v[1];
 

@@ -40,7 +40,7 @@ pl_reap(PG_FUNCTION_ARGS)
 {
 	static PlStmt cand_q = {
 		"SELECT id, pipeline_task_id, stage = 'canceling' FROM pipeline.job_task"
-		" WHERE (stage < 'canceled' OR gate IS NOT NULL)"	/* job_task_open_idx */
+		" WHERE is_open"	/* job_task_open_idx */
 		"   AND stage IN ('creating', 'active', 'canceling')"
 		"   AND ((timeout > 0"
 		"         AND COALESCE(start_at, claimed_at) + pg_catalog.make_interval(secs => timeout) < now())"

@@ -47,7 +47,9 @@
  * REPEATABLE READ the functions refuse to run.
  *
  * Next-set selection reads only the open tasks of the run through the partial
- * index job_task_open_idx (stage < 'canceled' OR gate IS NOT NULL), so its cost
+ * index job_task_open_idx (WHERE is_open: stage < 'canceled' OR gate IS NOT NULL,
+ * a stored generated column, so that status updates that keep a task open
+ * stay HOT), so its cost
  * does not grow with finished stages or tasks.
  *
  * Runs of pipelines that use SPEC §13 (pipeline_task.dag) are scheduled by
@@ -151,12 +153,12 @@ read_first_open_stage(int64 pipeline_task_id)
 		"SELECT id, stage, gate, is_parallel,"
 		"  COALESCE((audit->>'enable')::boolean, false) AND NOT (gate_result ? 'audit')"
 		" FROM pipeline.job_task"
-		" WHERE pipeline_task_id = $1 AND (stage < 'canceled' OR gate IS NOT NULL)"
+		" WHERE pipeline_task_id = $1 AND is_open"
 		"   AND stage_index = (SELECT min(stage_index) FROM pipeline.job_task"
 		"                       WHERE pipeline_task_id = $1"
-		"                         AND (stage < 'canceled' OR gate IS NOT NULL))"
+		"                         AND is_open)"
 		" ORDER BY task_index",
-		1, {INT8OID}
+		1, {INT8OID}, PL_GENERIC
 	};
 	Datum		v[1];
 
@@ -277,7 +279,7 @@ fail_run(int64 pipeline_task_id, const char *message)
 {
 	static PlStmt q = {
 		"SELECT id, stage FROM pipeline.job_task"
-		" WHERE pipeline_task_id = $1 AND (stage IN ('pending', 'scheduling') OR gate IS NOT NULL)"
+		" WHERE pipeline_task_id = $1 AND is_open AND (stage IN ('pending', 'scheduling') OR gate IS NOT NULL)"
 		" ORDER BY id FOR UPDATE",
 		1, {INT8OID}
 	};
@@ -315,7 +317,7 @@ pl_sched_cancel_run(int64 pipeline_task_id, const char *reason, bool from_user)
 {
 	static PlStmt q = {
 		"SELECT id, stage FROM pipeline.job_task"
-		" WHERE pipeline_task_id = $1 AND (stage < 'canceled' OR gate IS NOT NULL)"
+		" WHERE pipeline_task_id = $1 AND is_open"
 #ifdef PIPELINE_TEST_NO_LOCKS
 		" ORDER BY id",			/* the naive read the isolation specs must catch */
 #else
@@ -376,10 +378,10 @@ lock_witness(int64 pipeline_task_id, int stage_index, int64 self_id)
 	static PlStmt q = {
 		"SELECT 1 FROM pipeline.job_task"
 		" WHERE pipeline_task_id = $1 AND stage_index = $2 AND id <> $3"
-		"   AND (stage < 'canceled' OR gate IS NOT NULL)"
+		"   AND is_open"
 		"   AND (stage > 'pending' OR gate IS NOT NULL)"
 		" LIMIT 1 FOR KEY SHARE SKIP LOCKED",
-		3, {INT8OID, INT4OID, INT8OID}
+		3, {INT8OID, INT4OID, INT8OID}, PL_GENERIC
 	};
 	Datum		v[3];
 
@@ -399,7 +401,7 @@ pl_sched_continue(int64 job_task_id, int64 pipeline_task_id)
 {
 	static PlStmt q = {
 		"SELECT stage_index, needs_left IS NOT NULL FROM pipeline.job_task WHERE id = $1",
-		1, {INT8OID}
+		1, {INT8OID}, PL_GENERIC
 	};
 	Datum		v[1];
 
@@ -423,7 +425,7 @@ pl_sched_after(int64 job_task_id, int64 pipeline_task_id, int stage_index,
 {
 	static PlStmt q = {
 		"SELECT ignore_failed, gate, message, needs_left IS NOT NULL FROM pipeline.job_task WHERE id = $1",
-		1, {INT8OID}
+		1, {INT8OID}, PL_GENERIC
 	};
 	Datum		v[1];
 	bool		ignore_failed;

@@ -138,7 +138,7 @@ pl_status_apply(const PlStatusCall *c, MemoryContext outer)
 {
 	static PlStmt merge_run = {
 		"UPDATE pipeline.pipeline_task SET runtime_envs = runtime_envs || $2::jsonb WHERE id = $1",
-		2, {INT8OID, TEXTOID}
+		2, {INT8OID, TEXTOID}, PL_GENERIC
 	};
 	int64		id = c->id;
 	PlStage		req_stage = c->stage;
@@ -282,7 +282,7 @@ Datum
 pl_heartbeat(PG_FUNCTION_ARGS)
 {
 	static PlStmt upd = {
-		"UPDATE pipeline.job_task SET heartbeat_at = now() WHERE id = $1", 1, {INT8OID}
+		"UPDATE pipeline.job_task SET heartbeat_at = now() WHERE id = $1", 1, {INT8OID}, PL_GENERIC
 	};
 	int64		id;
 	char	   *token;

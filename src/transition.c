@@ -44,7 +44,7 @@
  * event"), nulls left out, attempt only when not 1, gate_result only when not
  * empty.  The view pipeline.event adds the fields fixed at the task's
  * creation (names, indexes, job_name, dry_run, the run's name) and the
- * stages, which are columns (pipeline--0.3.sql).  Never params (they may hold
+ * stages, which are columns (pipeline--0.4.sql).  Never params (they may hold
  * secrets) nor the token digest.
  */
 #define TR_TASK_PAYLOAD(T) \
@@ -200,19 +200,19 @@ queue_and_slots(int64 id, PlStage old_stage, PlStage new_stage, bool keyed)
 		"  concurrency_limit)"
 		" SELECT t.id, t.priority, t.labels, t.concurrency_key, t.concurrency_limit"
 		" FROM pipeline.job_task t WHERE t.id = $1 ON CONFLICT (job_task_id) DO NOTHING",
-		1, {INT8OID}
+		1, {INT8OID}, PL_GENERIC
 	};
 	static PlStmt leave = {
-		"DELETE FROM pipeline.job_queue WHERE job_task_id = $1", 1, {INT8OID}
+		"DELETE FROM pipeline.job_queue WHERE job_task_id = $1", 1, {INT8OID}, PL_GENERIC
 	};
 	static PlStmt take = {
 		"INSERT INTO pipeline.concurrency_slot (job_task_id, key)"
 		" SELECT t.id, t.concurrency_key FROM pipeline.job_task t"
 		" WHERE t.id = $1 AND t.concurrency_key IS NOT NULL ON CONFLICT (job_task_id) DO NOTHING",
-		1, {INT8OID}
+		1, {INT8OID}, PL_GENERIC
 	};
 	static PlStmt give = {
-		"DELETE FROM pipeline.concurrency_slot WHERE job_task_id = $1", 1, {INT8OID}
+		"DELETE FROM pipeline.concurrency_slot WHERE job_task_id = $1", 1, {INT8OID}, PL_GENERIC
 	};
 	Datum		v[1];
 
@@ -249,7 +249,7 @@ pl_tr_job(int64 id, int64 pipeline_task_id, PlStage old_stage,
 		TR_JOB_EVENT_ROWS("u.old_stage <> (u.r).stage")
 		TR_INSERT_EVENT
 		" SELECT" TR_ANNOUNCE_COLS ", (SELECT (u.r).concurrency_key IS NOT NULL FROM u)",
-		4, {INT8OID, TEXTOID, TEXTOID, TEXTOID}
+		4, {INT8OID, TEXTOID, TEXTOID, TEXTOID}, PL_GENERIC
 	};
 	Datum		v[4];
 	bool		n[4] = {false, false, message == NULL, false};
@@ -459,11 +459,11 @@ pl_tr_report(const PlReport *in, PlReported *out, MemoryContext outer)
 {
 	static PlStmt upd_completing = {
 		TR_REPORT_SQL("FOR UPDATE"),
-		9, {INT8OID, TEXTOID, TEXTOID, JSONBOID, JSONBOID, JSONBOID, BYTEAOID, BOOLOID, TEXTOID}
+		9, {INT8OID, TEXTOID, TEXTOID, JSONBOID, JSONBOID, JSONBOID, BYTEAOID, BOOLOID, TEXTOID}, PL_GENERIC
 	};
 	static PlStmt upd_open = {
 		TR_REPORT_SQL("FOR NO KEY UPDATE"),
-		9, {INT8OID, TEXTOID, TEXTOID, JSONBOID, JSONBOID, JSONBOID, BYTEAOID, BOOLOID, TEXTOID}
+		9, {INT8OID, TEXTOID, TEXTOID, JSONBOID, JSONBOID, JSONBOID, BYTEAOID, BOOLOID, TEXTOID}, PL_GENERIC
 	};
 	Datum		v[9];
 	bool		n[9];
@@ -559,14 +559,14 @@ pl_tr_claim(int64 id, const char *runner, const char *token, const char *key,
 {
 	static PlStmt take = {
 		TR_CLAIM_SQL("", ""),
-		5, {INT8OID, TEXTOID, BYTEAOID, TEXTOID, TEXTOID}
+		5, {INT8OID, TEXTOID, BYTEAOID, TEXTOID, TEXTOID}, PL_GENERIC
 	};
 	static PlStmt take_keyed = {
 		TR_CLAIM_SQL("   AND (SELECT count(*) FROM pipeline.concurrency_slot s"
 					 "        JOIN pipeline.job_task h ON h.id = s.job_task_id"
 					 "        WHERE s.key = t.concurrency_key) < t.concurrency_limit",
 					 TR_CLAIM_TAKES_SLOT),
-		5, {INT8OID, TEXTOID, BYTEAOID, TEXTOID, TEXTOID}
+		5, {INT8OID, TEXTOID, BYTEAOID, TEXTOID, TEXTOID}, PL_GENERIC
 	};
 	Datum		v[5];
 	bool		isnull;
@@ -619,7 +619,7 @@ pl_tr_run(int64 pipeline_task_id, int old_stage, PlStage new_stage,
 		TR_INSERT_EVENT
 		" SELECT (u.r).pipeline_name, (u.r).sequence_key," TR_ANNOUNCE_COLS
 		" FROM u",
-		5, {INT8OID, TEXTOID, TEXTOID, TEXTOID, BOOLOID}
+		5, {INT8OID, TEXTOID, TEXTOID, TEXTOID, BOOLOID}, PL_GENERIC
 	};
 	Datum		v[5];
 	bool		n[5] = {false, false, message == NULL, old_stage < 0, false};

@@ -5,8 +5,15 @@
  * Layer: storage
  *
  * Saved plans: each call site owns a static PlStmt; the first pl_exec()
- * prepares it and keeps it (SPI_keepplan), so the hot paths never re-parse or
- * re-plan.  The plan cache revalidates a kept plan after DDL on the tables.
+ * prepares it and keeps it (SPI_keepplan), so the hot paths never re-parse.
+ * The plan cache revalidates a kept plan after DDL on the tables.  A kept plan
+ * with parameters is still re-planned for each call while the plan cache
+ * prefers custom plans, which it does for most of our statements (their
+ * constant-folded custom plans look cheaper): planning was a fifth of a
+ * status update's CPU (issue 12, perf).  Statements marked PL_GENERIC
+ * (util.h) -- lookups by key on the hot paths -- always use the generic
+ * plan; the others (queue picks with LIMIT $n, where a generic plan would
+ * sort the whole queue) keep the plan cache's choice.
  */
 #include "postgres.h"
 
@@ -114,7 +121,8 @@ pl_exec(PlStmt *stmt, Datum *values, const bool *isnull, long tcount)
 
 	if (stmt->plan == NULL)
 	{
-		SPIPlanPtr	p = SPI_prepare(stmt->sql, stmt->nargs, stmt->argtypes);
+		SPIPlanPtr	p = SPI_prepare_cursor(stmt->sql, stmt->nargs, stmt->argtypes,
+										   stmt->generic ? CURSOR_OPT_GENERIC_PLAN : 0);
 
 		if (p == NULL)
 			elog(ERROR, "SPI_prepare failed for \"%s\": %s", stmt->sql,

@@ -27,7 +27,15 @@ typedef struct PlStmt
 	int			nargs;
 	Oid			argtypes[12];
 	SPIPlanPtr	plan;
+	bool		generic;		/* PL_GENERIC: always the generic plan (util.c) */
 } PlStmt;
+
+/*
+ * Ends the initializer of a hot-path PlStmt whose statement looks its rows up
+ * by key (id = $1 and the like), so that its generic plan is as good as a
+ * custom one: pl_exec() then never re-plans it (util.c says why).
+ */
+#define PL_GENERIC NULL, true
 
 extern int	pl_exec(PlStmt *stmt, Datum *values, const bool *isnull, long tcount);
 

@@ -1,5 +1,5 @@
 /*
- * pipeline--0.3.sql: install script of the pipeline extension (version 0.3).
+ * pipeline--0.4.sql: install script of the pipeline extension (version 0.4).
  *
  * Tables, the stage enum, views that mask secrets, and the SQL declarations
  * of the C functions.  The engine (definition validation, run creation,
@@ -117,7 +117,12 @@ CREATE TABLE job_task (
     -- concurrency key (after $NAME substitution) and its limit, NULL without one
     priority         int         NOT NULL DEFAULT 0,
     concurrency_key  text,
-    concurrency_limit int
+    concurrency_limit int,
+    -- 0.4 (issue 12): true while the task holds its stage open (not finished, or waiting
+    -- at a gate).  The partial index job_task_open_idx below has this column, and only
+    -- this one, in its predicate: a status update that keeps the task open (claim,
+    -- active, canceling, heartbeat) changes no indexed column and can be HOT.
+    is_open          boolean     GENERATED ALWAYS AS (stage < 'canceled' OR gate IS NOT NULL) STORED
 ) WITH (fillfactor = 80);
 -- fillfactor 80 (issue 12): room on each page for the new versions of its rows,
 -- so that an update whose changed columns are in no index key or predicate
@@ -126,8 +131,7 @@ CREATE TABLE job_task (
 -- The resolved job of each job task (runner, command, timeout, retries, labels,
 -- declared params, version): written once when the run starts, read by
 -- claim_job_tasks.  Kept out of job_task, whose row is rewritten at every
--- stage change (stage is in the partial indexes' predicates, so no HOT
--- update): a narrower row is less WAL per status update.
+-- stage change: a narrower row is less WAL per status update.
 CREATE TABLE job_task_spec (
     job_task_id      bigint      PRIMARY KEY REFERENCES job_task (id) ON DELETE CASCADE,
     job              jsonb       NOT NULL
@@ -137,7 +141,7 @@ CREATE TABLE job_task_spec (
 CREATE INDEX job_task_run_idx ON job_task (pipeline_task_id, stage_index, task_index);
 -- tasks that still hold their stage open: next_run and advancing read only this
 CREATE INDEX job_task_open_idx ON job_task (pipeline_task_id, stage_index, task_index)
-    WHERE stage < 'canceled' OR gate IS NOT NULL;
+    WHERE is_open;
 -- (the runners' queue is the table job_queue below, not an index on job_task: an index
 -- whose predicate names stage would make every status update of job_task non-HOT)
 -- (reap() finds running tasks through job_task_open_idx: one index fewer to
@@ -944,7 +948,11 @@ SELECT id, received_at, provider, provider_event, event_type, repo, ref, sha, au
 -- The API functions run as the extension owner (SECURITY DEFINER) with a
 -- pinned search_path, so a role needs only EXECUTE on the functions it may
 -- call and SELECT on the views it may read -- never the tables, which hold
--- token digests, hook secrets and unmasked params.
+-- token digests, hook secrets and unmasked params.  They also run with JIT
+-- off (0.4, issue 12): their statements are short lookups by key, but a
+-- generic plan's cost estimate (a claim's queue scan, up to 1,000 rows) can
+-- pass jit_above_cost, and compiling it took longer than running it a
+-- hundred times.
 DO $do$
 DECLARE
     f regprocedure;
@@ -955,7 +963,7 @@ BEGIN
                                       'redact_hooks', 'redact_pipeline', 'mask_secrets',
                                       'runtime_env_name_allowed')
     LOOP
-        EXECUTE format('ALTER FUNCTION %s SECURITY DEFINER SET search_path = pg_catalog, pg_temp', f);
+        EXECUTE format('ALTER FUNCTION %s SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET jit = off', f);
     END LOOP;
 END
 $do$;
