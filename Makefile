@@ -51,7 +51,7 @@ DATA = pipeline--0.1.sql pipeline--$(EXTVERSION).sql pipeline--0.1--0.2.sql pipe
 REGRESS = init event_capture definitions runs status advance claim events cancel params gates retry reap hooks retention logs_graph privileges def_limits api_contract redaction secrets triggers dag dag_refusals batch event_payload concurrency chain
 REGRESS_OPTS = --load-extension=pipeline
 
-ISOLATION = fan_in claim_race cancel_vs_complete retry_vs_late_update reap_vs_final_report hook_claim_race dag_fan_in dag_diamond batch_fan_in concurrency_claim_race concurrency_cancel_vs_claim chain_once
+ISOLATION = fan_in claim_race cancel_vs_complete retry_vs_late_update reap_vs_final_report hook_claim_race dag_fan_in dag_diamond batch_fan_in concurrency_claim_race concurrency_cancel_vs_claim chain_once open_report_vs_cancel
 ISOLATION_OPTS = --inputdir=test/isolation --load-extension=pipeline
 
 # TAP tests (PostgreSQL::Test::Cluster) for crashes, restarts, standbys, dump/restore, upgrades.

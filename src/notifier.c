@@ -35,6 +35,7 @@
 #include "storage/latch.h"
 #include "storage/lock.h"
 #include "storage/proc.h"
+#include "tcop/tcopprot.h"
 #include "utils/lsyscache.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
@@ -137,6 +138,15 @@ pl_notifier_main(Datum main_arg)
 	int64		announced = -1;
 	int			idle_ms = 0;
 
+	/*
+	 * SIGTERM (pg_terminate_backend, DROP DATABASE) ends the worker at its
+	 * next CHECK_FOR_INTERRUPTS.  The default handler of a background worker
+	 * raises FATAL inside the signal handler, which becomes a PANIC -- and a
+	 * restart of the whole server -- when the signal lands in a critical
+	 * section of the commit that sends the NOTIFY (seen in the suite's
+	 * events test).
+	 */
+	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
 	pgstat_report_appname("pipeline notifier");

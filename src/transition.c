@@ -402,9 +402,9 @@ pl_tr_reopen(int64 id, int64 pipeline_task_id, PlStage old_stage)
  * of a task with an unpassed confirm gate opens the gate (an event, even if
  * the stage stays); a failure with retries left is marked will_retry.
  */
-#define TR_REPORT_SQL(LOCK) \
+#define TR_REPORT_SQL(LOCK, GUARD) \
 	"WITH o AS (" \
-	" SELECT t.id, t.stage AS old_stage, t.token_digest," \
+	" SELECT t.id, t.stage AS old_stage, t.token_digest, t.xmin AS row_xmin," \
 	"  CASE WHEN t.stage = 'canceling' AND $2::pipeline.task_stage < 'canceled' AND NOT $8" \
 	"       THEN 'canceling'::pipeline.task_stage ELSE $2::pipeline.task_stage END AS ns," \
 	"  COALESCE((t.confirm->>'enable')::boolean, false) AND NOT (t.gate_result ? 'confirm')" \
@@ -415,7 +415,7 @@ pl_tr_reopen(int64 id, int64 pipeline_task_id, PlStage old_stage)
 	"       THEN " PL_SECRETS_SQL("t") " END AS secrets, t.sensitive" \
 	" FROM pipeline.job_task t WHERE t.id = $1 " LOCK ")," \
 	" k AS (" \
-	" SELECT o.id, o.old_stage, o.ns, o.secrets, o.sensitive," \
+	" SELECT o.id, o.old_stage, o.ns, o.secrets, o.sensitive, o.row_xmin," \
 	"  (o.ns = 'failed' AND o.retries_left AND NOT $8) AS will_retry," \
 	"  (o.confirm_pending AND o.ns > 'canceled'" \
 	"   AND NOT (o.ns = 'failed' AND o.retries_left AND NOT $8)) AS gate_now" \
@@ -436,7 +436,7 @@ pl_tr_reopen(int64 id, int64 pipeline_task_id, PlStage old_stage)
 	"  gate = CASE WHEN k.gate_now THEN 'confirm' WHEN k.ns < 'canceled' THEN t.gate ELSE NULL END," \
 	"  heartbeat_at = now(), updated_at = now()," \
 	"  token_digest = CASE WHEN k.ns <= 'scheduling' THEN NULL ELSE t.token_digest END" \
-	" FROM k WHERE t.id = k.id" \
+	" FROM k WHERE t.id = k.id" GUARD \
 	" RETURNING t AS r, k.old_stage, k.will_retry, k.gate_now)," \
 	TR_JOB_EVENT_ROWS("u.old_stage <> (u.r).stage OR u.gate_now") \
 	TR_INSERT_EVENT \
@@ -452,19 +452,25 @@ pl_tr_reopen(int64 id, int64 pipeline_task_id, PlStage old_stage)
  * A runner's report.  The statement comes in two lock strengths: a report
  * that completes the task (or is forced) locks it FOR UPDATE, so it waits for
  * siblings' witness locks (schedule.c); any other report locks FOR NO KEY
- * UPDATE and never waits for them.  The caller holds A(P) as status.c says.
+ * UPDATE (the UPDATE's own lock: see below) and never waits for them.  The
+ * caller holds A(P) as status.c says.
  */
 bool
 pl_tr_report(const PlReport *in, PlReported *out, MemoryContext outer)
 {
 	static PlStmt upd_completing = {
-		TR_REPORT_SQL("FOR UPDATE"),
+		TR_REPORT_SQL("FOR UPDATE", ""),
 		9, {INT8OID, TEXTOID, TEXTOID, JSONBOID, JSONBOID, JSONBOID, BYTEAOID, BOOLOID, TEXTOID}, PL_GENERIC
 	};
 	static PlStmt upd_open = {
-		TR_REPORT_SQL("FOR NO KEY UPDATE"),
+		TR_REPORT_SQL("FOR NO KEY UPDATE", ""),
 		9, {INT8OID, TEXTOID, TEXTOID, JSONBOID, JSONBOID, JSONBOID, BYTEAOID, BOOLOID, TEXTOID}, PL_GENERIC
 	};
+	static PlStmt upd_open_unlocked = {
+		TR_REPORT_SQL("", " AND t.xmin = k.row_xmin"),
+		9, {INT8OID, TEXTOID, TEXTOID, JSONBOID, JSONBOID, JSONBOID, BYTEAOID, BOOLOID, TEXTOID}, PL_GENERIC
+	};
+	bool		completing = pl_stage_complete(in->stage) || in->force_update;
 	Datum		v[9];
 	bool		n[9];
 	bool		isnull;
@@ -489,8 +495,22 @@ pl_tr_report(const PlReport *in, PlReported *out, MemoryContext outer)
 	else
 		n[6] = n[8] = true;
 	v[7] = BoolGetDatum(in->force_update);
-	pl_exec((pl_stage_complete(in->stage) || in->force_update) ? &upd_completing : &upd_open,
-			v, n, 1);
+	if (completing)
+		pl_exec(&upd_completing, v, n, 1);
+	else
+	{
+		/*
+		 * An open report first tries without the lock clause: the UPDATE
+		 * applies only to the row version the checks read (same xmin); a row
+		 * changed since (a concurrent report, a cancel) or a refusal changes
+		 * nothing, and the locking statement decides.  The UPDATE takes the
+		 * same row lock either way; this saves the lock's WAL record.
+		 * Isolation spec open_report_vs_cancel.
+		 */
+		pl_exec(&upd_open_unlocked, v, n, 1);
+		if (SPI_processed != 1)
+			pl_exec(&upd_open, v, n, 1);
+	}
 	if (SPI_processed != 1)
 		return false;
 
