@@ -17,11 +17,9 @@
  * the slot taken, an event), which may refuse a task with a key: its slots
  * are all taken, or another runner is taking one right now.  Such a task is
  * left scheduling and the pick is repeated, without it, for the rest of max
- * (at most PICK_ROUNDS picks).  The pick has a constant LIMIT (the largest
- * max) and a generic plan: the executor is asked for max rows only, so it
- * locks no more, and the plan is never re-planned (a custom plan per claim,
- * for the LIMIT $n it had, was a fifth of the lifecycle's CPU; a generic plan
- * with LIMIT $n may sort the whole queue).  The params handed to the runner are the
+ * (at most PICK_ROUNDS picks).  A claim of one task uses a generic plan
+ * (a custom plan per claim was a fifth of the unbatched lifecycle's CPU);
+ * see pick_one below.  The params handed to the runner are the
  * task's params fixed at run start, overlaid with the run's runtime envs as
  * they are now and the system params.
  *
@@ -45,22 +43,36 @@
 
 #define PICK_ROUNDS 3
 
+/* the pick: $1 the runner's labels, $2 the ids refused so far, LIMIT as given */
+#define PICK_SQL(LIMIT) \
+	"SELECT t.id, t.pipeline_task_id, q.concurrency_key" \
+	" FROM pipeline.job_queue q JOIN pipeline.job_task t ON t.id = q.job_task_id" \
+	" WHERE q.labels <@ $1 AND q.job_task_id <> ALL ($2)" \
+	"   AND (q.concurrency_key IS NULL" \
+	"        OR (SELECT count(*) FROM pipeline.concurrency_slot s" \
+	"             JOIN pipeline.job_task h ON h.id = s.job_task_id" \
+	"             WHERE s.key = q.concurrency_key) < q.concurrency_limit)" \
+	"   AND t.stage = 'scheduling' AND (t.retry_at IS NULL OR t.retry_at <= now())" \
+	" ORDER BY q.priority DESC, q.job_task_id LIMIT " LIMIT \
+	" FOR NO KEY UPDATE OF t SKIP LOCKED"
+
 PG_FUNCTION_INFO_V1(pl_claim_job_tasks);
 Datum
 pl_claim_job_tasks(PG_FUNCTION_ARGS)
 {
-	static PlStmt pick = {
-		"SELECT t.id, t.pipeline_task_id, q.concurrency_key"
-		" FROM pipeline.job_queue q JOIN pipeline.job_task t ON t.id = q.job_task_id"
-		" WHERE q.labels <@ $1 AND q.job_task_id <> ALL ($2)"
-		"   AND (q.concurrency_key IS NULL"
-		"        OR (SELECT count(*) FROM pipeline.concurrency_slot s"
-		"             JOIN pipeline.job_task h ON h.id = s.job_task_id"
-		"             WHERE s.key = q.concurrency_key) < q.concurrency_limit)"
-		"   AND t.stage = 'scheduling' AND (t.retry_at IS NULL OR t.retry_at <= now())"
-		" ORDER BY q.priority DESC, q.job_task_id LIMIT 1000"
-		" FOR NO KEY UPDATE OF t SKIP LOCKED",
-		2, {JSONBOID, INT8ARRAYOID}, PL_GENERIC
+	/*
+	 * Two plans of the pick.  One task (a runner with one free slot, the
+	 * common claim): LIMIT 1 and the generic plan, which walks the pick index
+	 * for any queue long enough to matter, planned once.  Several: LIMIT $3,
+	 * planned for each call by the plan cache with the actual limit (a
+	 * generic plan cannot know it and may sort the whole queue instead), a
+	 * cost shared by the tasks the call claims.
+	 */
+	static PlStmt pick_one = {
+		PICK_SQL("1"), 2, {JSONBOID, INT8ARRAYOID}, PL_GENERIC
+	};
+	static PlStmt pick_many = {
+		PICK_SQL("$3"), 3, {JSONBOID, INT8ARRAYOID, INT4OID}
 	};
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	char	   *runner;
@@ -102,7 +114,7 @@ pl_claim_job_tasks(PG_FUNCTION_ARGS)
 
 	for (int round = 0; round < PICK_ROUNDS && claimed < max; round++)
 	{
-		Datum		v[2];
+		Datum		v[3];
 		int			n;
 		int			refused_now = 0;
 		int64	   *ids;
@@ -112,8 +124,8 @@ pl_claim_job_tasks(PG_FUNCTION_ARGS)
 		v[0] = JsonbPGetDatum(labels);
 		v[1] = PointerGetDatum(construct_array(refused, nrefused, INT8OID, 8, FLOAT8PASSBYVAL,
 											   TYPALIGN_DOUBLE));
-		/* the executor stops after max - claimed rows: only those are locked */
-		pl_exec(&pick, v, NULL, max - claimed);
+		v[2] = Int32GetDatum(max - claimed);
+		pl_exec(max - claimed == 1 ? &pick_one : &pick_many, v, NULL, 0);
 		n = (int) SPI_processed;
 		if (n == 0)
 			break;
