@@ -119,6 +119,25 @@ pl_exec(PlStmt *stmt, Datum *values, const bool *isnull, long tcount)
 	char		nulls[12];
 	int			rc;
 
+	/*
+	 * A generic plan is made once, with the table sizes of that moment, and
+	 * is re-made by the plan cache only when the tables' statistics change
+	 * (ANALYZE, VACUUM).  One made on a fresh install, on tables of a few
+	 * rows, can be the wrong shape for the same tables grown large (a claim's
+	 * pick sorting the whole queue) until autovacuum gets to them.  So it is
+	 * prepared again after 10, 100 and 1,000 executions, then every 10,000:
+	 * the planner reads the tables' current size, statistics or not.
+	 */
+	if (stmt->plan != NULL && stmt->generic)
+	{
+		uint32		n = ++stmt->runs;
+
+		if (n == 10 || n == 100 || n == 1000 || n % 10000 == 0)
+		{
+			SPI_freeplan(stmt->plan);
+			stmt->plan = NULL;
+		}
+	}
 	if (stmt->plan == NULL)
 	{
 		SPIPlanPtr	p = SPI_prepare_cursor(stmt->sql, stmt->nargs, stmt->argtypes,

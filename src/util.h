@@ -28,6 +28,7 @@ typedef struct PlStmt
 	Oid			argtypes[12];
 	SPIPlanPtr	plan;
 	bool		generic;		/* PL_GENERIC: always the generic plan (util.c) */
+	uint32		runs;			/* executions of a generic plan (util.c: re-planning) */
 } PlStmt;
 
 /*
