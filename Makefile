@@ -133,6 +133,12 @@ CTL_LIBS = -L$(shell $(PG_CONFIG) --libdir) -lpq -lcurl -lcrypto -ljansson -lyam
 all: pipelinectl
 
 # each object from its source with the program's flags (not the server module's)
+# the engine's objects (and their bitcode) depend on every engine header: PGXS tracks no header
+# dependencies, and a struct that grows in a header (util.h's PlStmt) must not leave objects
+# compiled with its old size
+ENGINE_HDRS = $(wildcard src/*.h)
+$(OBJS) $(OBJS:.o=.bc): $(ENGINE_HDRS)
+
 $(CTL_OBJS): src/pipelinectl/%.o: src/pipelinectl/%.c $(CTL_HDRS)
 	$(CC) $(CTL_CFLAGS) -c -o $@ $<
 
