@@ -235,6 +235,33 @@ hookd_once() {
 	return $rc
 }
 
+# ---------------------------------------------------------------- triggerd
+# triggerd_url TIMEOUT_S WHAT: waits until the triggerd started with "bg_start triggerd ..."
+# (--listen 127.0.0.1:0) logs its port in $T_DIR/triggerd.log; sets URL (http://127.0.0.1:PORT).
+# If it does not within TIMEOUT_S, fails WHAT with the log and ends the test (exit 1).
+triggerd_url() {
+	if ! wait_until "$1" _triggerd_listening; then
+		fail "$2" "$(cat "$T_DIR/triggerd.log")"
+		exit 1
+	fi
+	URL=http://127.0.0.1:$(grep -o 'listening on 127.0.0.1:[0-9]*' "$T_DIR/triggerd.log" | head -n 1 | sed 's/.*://')
+}
+_triggerd_listening() { grep -q 'listening on 127.0.0.1:[0-9]' "$T_DIR/triggerd.log"; }
+# hmac FILE SECRET: hex HMAC-SHA256 of the file's bytes (a webhook signature)
+hmac() { openssl dgst -sha256 -hmac "$2" <"$1" | sed 's/^.*= //'; }
+# post PATH FILE [HEADER]...: POST the file's bytes as JSON to $URL$PATH; sets CODE and BODY
+post() {
+	local path=$1 file=$2
+	shift 2
+	local hdr=() h
+	for h in "$@"; do hdr+=(-H "$h"); done
+	BODY=$(curl -sS -o - -w '\n%{http_code}' -X POST -H 'Content-Type: application/json' "${hdr[@]}" \
+		--data-binary "@$file" "$URL$path")
+	CODE=${BODY##*$'\n'}
+	BODY=${BODY%$'\n'*}
+	BODY=${BODY%$'\n'}
+}
+
 # ---------------------------------------------------------------- the HTTP receiver
 # receiver_start [MAX_SECONDS]: starts test/cli/receiver.py; sets RECV_URL (http://127.0.0.1:PORT),
 # RECV_LOG (its JSON lines), RECV_PID

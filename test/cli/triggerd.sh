@@ -79,29 +79,9 @@ events() { q "SELECT count(*) FROM pipeline.trigger_event"; }
 
 bg_start triggerd env PGUSER="$ROLE" "$PIPELINECTL" triggerd --listen 127.0.0.1:0 --max-body 65536
 TD=$BG_PID
-_listening() { grep -q 'listening on 127.0.0.1:[0-9]' "$T_DIR/triggerd.log"; }
-if ! wait_until 15 _listening; then
-	fail "triggerd starts listening" "$(cat "$T_DIR/triggerd.log")"
-	exit 1
-fi
-PORT=$(grep -o 'listening on 127.0.0.1:[0-9]*' "$T_DIR/triggerd.log" | head -n 1 | sed 's/.*://')
-URL=http://127.0.0.1:$PORT
+triggerd_url 15 "triggerd starts listening"
 note "triggerd on $URL"
 
-# hmac FILE SECRET: hex HMAC-SHA256 of the file's bytes
-hmac() { openssl dgst -sha256 -hmac "$2" <"$1" | sed 's/^.*= //'; }
-# post PATH FILE [HEADER]...: POST the file's bytes as JSON; sets CODE and BODY
-post() {
-	local path=$1 file=$2
-	shift 2
-	local hdr=() h
-	for h in "$@"; do hdr+=(-H "$h"); done
-	BODY=$(curl -sS -o - -w '\n%{http_code}' -X POST -H 'Content-Type: application/json' "${hdr[@]}" \
-		--data-binary "@$file" "$URL$path")
-	CODE=${BODY##*$'\n'}
-	BODY=${BODY%$'\n'*}
-	BODY=${BODY%$'\n'}
-}
 
 is "GET /healthz: 200" "$(curl -s -o /dev/null -w '%{http_code}' "$URL/healthz")" 200
 

@@ -25,14 +25,8 @@ bg_start triggerd timeout -k 5 180 valgrind -q --leak-check=full --errors-for-le
 	--error-exitcode=99 --show-leak-kinds=definite,indirect --track-fds=no --log-file="$T_DIR/vg.log" \
 	"$PIPELINECTL" triggerd --listen 127.0.0.1:0 --max-body 8192
 TD=$BG_PID
-_listening() { grep -q 'listening on 127.0.0.1:[0-9]' "$T_DIR/triggerd.log"; }
-if ! wait_until 60 _listening; then
-	fail "triggerd starts under valgrind" "$(cat "$T_DIR/triggerd.log")"
-	exit 1
-fi
-URL=http://127.0.0.1:$(grep -o 'listening on 127.0.0.1:[0-9]*' "$T_DIR/triggerd.log" | head -n 1 | sed 's/.*://')
+triggerd_url 60 "triggerd starts under valgrind"
 
-hmac() { openssl dgst -sha256 -hmac "$2" <"$1" | sed 's/^.*= //'; }
 # code ARGS...: the HTTP status curl gets
 code() { curl -s -o /dev/null -w '%{http_code}' --max-time 60 "$@"; }
 J=(-H 'Content-Type: application/json')
