@@ -47,10 +47,11 @@
  * REPEATABLE READ the functions refuse to run.
  *
  * Next-set selection reads only the open tasks of the run through the partial
- * index job_task_open_idx (WHERE is_open: stage < 'canceled' OR gate IS NOT NULL,
- * a stored generated column, so that status updates that keep a task open
- * stay HOT), so its cost
- * does not grow with finished stages or tasks.
+ * index job_task_open_idx, so its cost does not grow with finished stages or
+ * tasks.  Its predicate is the stored generated column is_open (stage <
+ * 'canceled' OR gate IS NOT NULL), so that status updates that keep a task
+ * open change no indexed column and stay HOT; queries name is_open for the
+ * planner to use the index.
  *
  * Runs of pipelines that use SPEC §13 (pipeline_task.dag) are scheduled by
  * dagsched.c on unfinished-needs counters instead; this file dispatches to it
